@@ -1,0 +1,81 @@
+//! Names of the AWS resources, from the environment, with the defaults that
+//! `infra/` deploys.
+
+/// Which tables, queue and bucket the AWS backend uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsNames {
+    pub jobs_table: String,
+    pub groups_table: String,
+    pub tokens_table: String,
+    pub counters_table: String,
+    /// The queue's name; its URL is looked up unless `queue_url` is given.
+    pub queue_name: String,
+    pub queue_url: Option<String>,
+    pub bucket: String,
+}
+
+/// The jobs table's index by owner (partition `owner`, sort `id`).
+pub const OWNER_INDEX: &str = "by-owner";
+
+impl AwsNames {
+    /// Every name made from one prefix: `<prefix>jobs`, `<prefix>groups`,
+    /// `<prefix>tokens`, `<prefix>counters`, queue `<prefix>jobs`, bucket `<prefix>blobs`.
+    pub fn with_prefix(prefix: &str) -> Self {
+        AwsNames {
+            jobs_table: format!("{prefix}jobs"),
+            groups_table: format!("{prefix}groups"),
+            tokens_table: format!("{prefix}tokens"),
+            counters_table: format!("{prefix}counters"),
+            queue_name: format!("{prefix}jobs"),
+            queue_url: None,
+            bucket: format!("{prefix}blobs"),
+        }
+    }
+
+    /// From the environment:
+    /// - `BUILDS_AWS_PREFIX` (default `builds-`): prefix of every default name;
+    /// - `BUILDS_JOBS_TABLE`, `BUILDS_GROUPS_TABLE`, `BUILDS_TOKENS_TABLE`,
+    ///   `BUILDS_COUNTERS_TABLE`: table names;
+    /// - `BUILDS_QUEUE_NAME` or `BUILDS_QUEUE_URL`: the job queue;
+    /// - `BUILDS_BUCKET`: the bucket for logs and artifacts.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
+        let prefix = get("BUILDS_AWS_PREFIX").unwrap_or_else(|| "builds-".to_string());
+        let defaults = AwsNames::with_prefix(&prefix);
+        AwsNames {
+            jobs_table: get("BUILDS_JOBS_TABLE").unwrap_or(defaults.jobs_table),
+            groups_table: get("BUILDS_GROUPS_TABLE").unwrap_or(defaults.groups_table),
+            tokens_table: get("BUILDS_TOKENS_TABLE").unwrap_or(defaults.tokens_table),
+            counters_table: get("BUILDS_COUNTERS_TABLE").unwrap_or(defaults.counters_table),
+            queue_name: get("BUILDS_QUEUE_NAME").unwrap_or(defaults.queue_name),
+            queue_url: get("BUILDS_QUEUE_URL"),
+            bucket: get("BUILDS_BUCKET").unwrap_or(defaults.bucket),
+        }
+    }
+
+    pub fn dead_letter_queue_name(&self) -> String {
+        format!("{}-dead-letter", self.queue_name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_default_from_the_prefix_and_can_be_overridden() {
+        let names = AwsNames::from_lookup(|name| match name {
+            "BUILDS_AWS_PREFIX" => Some("dev-".into()),
+            "BUILDS_BUCKET" => Some("my-bucket".into()),
+            _ => None,
+        });
+        assert_eq!(names.jobs_table, "dev-jobs");
+        assert_eq!(names.tokens_table, "dev-tokens");
+        assert_eq!(names.queue_name, "dev-jobs");
+        assert_eq!(names.bucket, "my-bucket");
+        assert_eq!(AwsNames::from_lookup(|_| None).jobs_table, "builds-jobs");
+    }
+}

@@ -1,0 +1,67 @@
+//! One of each port, built from configuration: the embedded backend by default,
+//! the AWS backend when asked for.
+
+use crate::aws::{self, AwsNames, DynamoJobStore, S3BlobStore, SqsJobQueue};
+use crate::embedded::{Database, DirBlobStore, SqliteJobQueue, SqliteJobStore};
+use crate::signing::UrlSigner;
+use builds_domain::ports::{BlobStore, JobQueue, JobStore, StoreResult};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A message received this many times goes to the dead-letter queue.
+pub const DEFAULT_MAX_RECEIVES: u32 = 5;
+
+/// Which adapters to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendKind {
+    /// SQLite file and blob directory under `data_dir`.
+    Embedded { data_dir: PathBuf },
+    /// DynamoDB, SQS and S3 named by `names`.
+    Aws { names: AwsNames },
+}
+
+/// The three ports, ready to use, plus the signer for URLs the service hands out.
+#[derive(Clone)]
+pub struct Backend {
+    pub store: Arc<dyn JobStore>,
+    pub queue: Arc<dyn JobQueue>,
+    pub blobs: Arc<dyn BlobStore>,
+    /// Set for the embedded backend: the local server serves its presigned URLs.
+    pub dir_blobs: Option<DirBlobStore>,
+    pub signer: UrlSigner,
+}
+
+impl Backend {
+    /// Opens the embedded backend in `data_dir` (created if missing). Presigned
+    /// blob URLs start with `origin`.
+    pub fn embedded(data_dir: &Path, origin: &str) -> StoreResult<Backend> {
+        std::fs::create_dir_all(data_dir).map_err(builds_domain::ports::StoreError::backend)?;
+        let signer = UrlSigner::from_key_file(&data_dir.join("signing.key"))
+            .map_err(builds_domain::ports::StoreError::backend)?;
+        let db = Database::open(&data_dir.join("builds.sqlite3"))?;
+        let blobs = DirBlobStore::new(&data_dir.join("blobs"), origin, signer.clone())?;
+        Ok(Backend {
+            store: Arc::new(SqliteJobStore::new(db.clone())),
+            queue: Arc::new(SqliteJobQueue::new(db, "jobs", DEFAULT_MAX_RECEIVES)),
+            blobs: Arc::new(blobs.clone()),
+            dir_blobs: Some(blobs),
+            signer,
+        })
+    }
+
+    /// Connects to the AWS resources `names` names, with the SDK configuration
+    /// from the environment. `signer` signs log URLs.
+    pub async fn aws(names: &AwsNames, signer: UrlSigner) -> StoreResult<Backend> {
+        let config = aws::load_sdk_config().await;
+        let store = DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&config), names.clone());
+        let queue = SqsJobQueue::connect(aws_sdk_sqs::Client::new(&config), names).await?;
+        let blobs = S3BlobStore::new(aws::s3_client(&config), names.bucket.clone());
+        Ok(Backend {
+            store: Arc::new(store),
+            queue: Arc::new(queue),
+            blobs: Arc::new(blobs),
+            dir_blobs: None,
+            signer,
+        })
+    }
+}

@@ -1,0 +1,243 @@
+//! [`JobStore`] on SQLite: each record is a JSON document with the columns
+//! needed to find it; `replace_job` is an `UPDATE … WHERE version = ?`.
+
+use super::sqlite::{json_err, sql_err, Database};
+use async_trait::async_trait;
+use builds_domain::job::{Group, GroupId, Job, JobId, NewGroup, NewJob};
+use builds_domain::ports::{JobPage, JobStore, StoreError, StoreResult};
+use builds_domain::token::TokenRecord;
+use rusqlite::{params, OptionalExtension};
+
+#[derive(Clone)]
+pub struct SqliteJobStore {
+    db: Database,
+}
+
+impl SqliteJobStore {
+    pub fn new(db: Database) -> Self {
+        SqliteJobStore { db }
+    }
+
+    pub fn open(path: &std::path::Path) -> StoreResult<Self> {
+        Ok(SqliteJobStore::new(Database::open(path)?))
+    }
+}
+
+fn parse_job(doc: String) -> StoreResult<Job> {
+    serde_json::from_str(&doc).map_err(json_err)
+}
+
+#[async_trait]
+impl JobStore for SqliteJobStore {
+    async fn create_job(&self, new: NewJob) -> StoreResult<Job> {
+        self.db
+            .run(move |conn| {
+                let tx = conn.transaction().map_err(sql_err)?;
+                let next: i64 = tx
+                    .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM jobs", [], |r| {
+                        r.get(0)
+                    })
+                    .map_err(sql_err)?;
+                let job = new.into_job(next as JobId, builds_domain::job::now());
+                let doc = serde_json::to_string(&job).map_err(json_err)?;
+                tx.execute(
+                    "INSERT INTO jobs (id, owner, version, doc) VALUES (?1, ?2, ?3, ?4)",
+                    params![next, job.owner, job.version as i64, doc],
+                )
+                .map_err(sql_err)?;
+                tx.commit().map_err(sql_err)?;
+                Ok(job)
+            })
+            .await
+    }
+
+    async fn get_job(&self, id: JobId) -> StoreResult<Option<Job>> {
+        let doc: Option<String> = self
+            .db
+            .run(move |conn| {
+                conn.query_row(
+                    "SELECT doc FROM jobs WHERE id = ?1",
+                    params![id as i64],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql_err)
+            })
+            .await?;
+        doc.map(parse_job).transpose()
+    }
+
+    async fn replace_job(&self, job: &Job) -> StoreResult<Job> {
+        let mut stored = job.clone();
+        stored.version = job.version + 1;
+        let doc = serde_json::to_string(&stored).map_err(json_err)?;
+        let (id, expected, new_version) = (job.id as i64, job.version as i64, stored.version as i64);
+        let changed = self
+            .db
+            .run(move |conn| {
+                let changed = conn
+                    .execute(
+                        "UPDATE jobs SET version = ?1, doc = ?2 WHERE id = ?3 AND version = ?4",
+                        params![new_version, doc, id, expected],
+                    )
+                    .map_err(sql_err)?;
+                if changed == 1 {
+                    return Ok(true);
+                }
+                let exists = conn
+                    .query_row("SELECT 1 FROM jobs WHERE id = ?1", params![id], |_| Ok(()))
+                    .optional()
+                    .map_err(sql_err)?;
+                match exists {
+                    Some(()) => Ok(false),
+                    None => Err(StoreError::NotFound(format!("job {id}"))),
+                }
+            })
+            .await?;
+        if changed {
+            Ok(stored)
+        } else {
+            Err(StoreError::Conflict)
+        }
+    }
+
+    async fn list_jobs(
+        &self,
+        owner: &str,
+        start: Option<JobId>,
+        limit: usize,
+    ) -> StoreResult<JobPage> {
+        let owner = owner.to_string();
+        let start = start.map(|s| s.min(i64::MAX as u64) as i64).unwrap_or(i64::MAX);
+        let (docs, total) = self
+            .db
+            .run(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT doc FROM jobs WHERE owner = ?1 AND id <= ?2 ORDER BY id DESC LIMIT ?3",
+                    )
+                    .map_err(sql_err)?;
+                let docs = stmt
+                    .query_map(params![owner, start, limit as i64 + 1], |r| {
+                        r.get::<_, String>(0)
+                    })
+                    .map_err(sql_err)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sql_err)?;
+                let total: i64 = conn
+                    .query_row(
+                        "SELECT COUNT(*) FROM jobs WHERE owner = ?1",
+                        params![owner],
+                        |r| r.get(0),
+                    )
+                    .map_err(sql_err)?;
+                Ok((docs, total))
+            })
+            .await?;
+        let mut jobs = docs
+            .into_iter()
+            .map(parse_job)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let next = if jobs.len() > limit {
+            jobs.pop().map(|job| job.id)
+        } else {
+            None
+        };
+        Ok(JobPage {
+            jobs,
+            next,
+            total: total as u64,
+        })
+    }
+
+    async fn create_group(&self, new: NewGroup) -> StoreResult<Group> {
+        self.db
+            .run(move |conn| {
+                let tx = conn.transaction().map_err(sql_err)?;
+                let next: i64 = tx
+                    .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM groups", [], |r| {
+                        r.get(0)
+                    })
+                    .map_err(sql_err)?;
+                let group = Group {
+                    id: next as GroupId,
+                    owner: new.owner,
+                    note: new.note,
+                    job_ids: new.job_ids,
+                    triggers: new.triggers,
+                    created: builds_domain::job::now(),
+                };
+                let doc = serde_json::to_string(&group).map_err(json_err)?;
+                tx.execute(
+                    "INSERT INTO groups (id, doc) VALUES (?1, ?2)",
+                    params![next, doc],
+                )
+                .map_err(sql_err)?;
+                tx.commit().map_err(sql_err)?;
+                Ok(group)
+            })
+            .await
+    }
+
+    async fn get_group(&self, id: GroupId) -> StoreResult<Option<Group>> {
+        let doc: Option<String> = self
+            .db
+            .run(move |conn| {
+                conn.query_row(
+                    "SELECT doc FROM groups WHERE id = ?1",
+                    params![id as i64],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql_err)
+            })
+            .await?;
+        doc.map(|d| serde_json::from_str(&d).map_err(json_err))
+            .transpose()
+    }
+
+    async fn put_token(&self, token: &TokenRecord) -> StoreResult<()> {
+        let doc = serde_json::to_string(token).map_err(json_err)?;
+        let hash = token.hash.clone();
+        self.db
+            .run(move |conn| {
+                conn.execute(
+                    "INSERT OR REPLACE INTO tokens (hash, doc) VALUES (?1, ?2)",
+                    params![hash, doc],
+                )
+                .map_err(sql_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
+        let hash = hash.to_string();
+        let doc: Option<String> = self
+            .db
+            .run(move |conn| {
+                conn.query_row(
+                    "SELECT doc FROM tokens WHERE hash = ?1",
+                    params![hash],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql_err)
+            })
+            .await?;
+        doc.map(|d| serde_json::from_str(&d).map_err(json_err))
+            .transpose()
+    }
+
+    async fn delete_token(&self, hash: &str) -> StoreResult<bool> {
+        let hash = hash.to_string();
+        self.db
+            .run(move |conn| {
+                let n = conn
+                    .execute("DELETE FROM tokens WHERE hash = ?1", params![hash])
+                    .map_err(sql_err)?;
+                Ok(n > 0)
+            })
+            .await
+    }
+}
