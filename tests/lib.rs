@@ -92,3 +92,135 @@ fn aws_sdk_sqs_client(config: &aws::SdkConfig) -> aws::SqsClient {
 fn aws_sdk_dynamodb_client(config: &aws::SdkConfig) -> aws::DynamoClient {
     aws::DynamoClient::new(config)
 }
+
+/// A running API server (the same router `builds serve` mounts) on a free
+/// loopback port, its backend, and tokens for two users.
+pub struct TestApi {
+    pub base: String,
+    pub backend: builds_storage::Backend,
+    pub http: reqwest::Client,
+    /// alice: jobs:read + jobs:write
+    pub alice: String,
+    /// alice: jobs:read only
+    pub alice_read_only: String,
+    /// bob: jobs:read + jobs:write
+    pub bob: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestApi {
+    async fn serve(
+        backend: builds_storage::Backend,
+        listener: tokio::net::TcpListener,
+        images: Option<Vec<String>>,
+        dir: Option<tempfile::TempDir>,
+    ) -> TestApi {
+        use builds_domain::token::{mint_token, Scope};
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let mut config = builds_functions::ApiConfig::new(&base);
+        config.images = images;
+        let app =
+            builds_functions::api_router(builds_functions::AppState::new(backend.clone(), config));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let now = builds_domain::job::now();
+        let mint = async |owner: &str, scopes: Vec<Scope>| {
+            let (token, record) = mint_token(owner, scopes, None, now);
+            backend.store.put_token(&record).await.expect("token");
+            token
+        };
+        let alice = mint("alice", vec![Scope::JobsRead, Scope::JobsWrite]).await;
+        let alice_read_only = mint("alice", vec![Scope::JobsRead]).await;
+        let bob = mint("bob", vec![Scope::JobsRead, Scope::JobsWrite]).await;
+        TestApi {
+            base,
+            backend,
+            http: reqwest::Client::new(),
+            alice,
+            alice_read_only,
+            bob,
+            _dir: dir,
+        }
+    }
+
+    /// The API on the embedded backend in a temporary directory.
+    pub async fn embedded(images: Option<Vec<String>>) -> TestApi {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let origin = format!("http://{}", listener.local_addr().expect("addr"));
+        let backend = builds_storage::Backend::embedded(dir.path(), &origin).expect("backend");
+        TestApi::serve(backend, listener, images, Some(dir)).await
+    }
+
+    /// The API on fresh AWS resources in the emulator, or `None` when skipping.
+    pub async fn aws(images: Option<Vec<String>>) -> Option<TestApi> {
+        aws_endpoint()?;
+        let config = aws::load_sdk_config().await;
+        let mut names = unique_aws_names();
+        names.queue_url = Some(aws::provision(&config, &names, 5).await.expect("provision"));
+        let backend =
+            builds_storage::Backend::aws(&names, UrlSigner::new(b"api-test-key".to_vec()))
+                .await
+                .expect("aws backend");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        Some(TestApi::serve(backend, listener, images, None).await)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request with `token` as a bearer token.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .header("Authorization", format!("Bearer {token}"))
+    }
+
+    /// Sends and returns status and JSON body (Null when the body is not JSON).
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        self.send(self.request(reqwest::Method::GET, path, token))
+            .await
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        self.send(self.request(reqwest::Method::POST, path, token).json(&body))
+            .await
+    }
+
+    /// Submits `manifest` as alice; returns the new job's id.
+    pub async fn submit(&self, manifest: &str, execute: bool) -> u64 {
+        let (status, body) = self
+            .post(
+                "/api/jobs",
+                &self.alice,
+                serde_json::json!({"manifest": manifest, "execute": execute}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["id"].as_u64().expect("id")
+    }
+}

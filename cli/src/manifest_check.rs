@@ -18,31 +18,8 @@ fn read(path: &Path) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|_| "the manifest is not valid UTF-8".to_string())
 }
 
-/// Image names a directory of images offers: `DIR/<distro>/<release>/`.
-pub fn offered_images(dir: &Path) -> std::io::Result<Vec<String>> {
-    let mut images = Vec::new();
-    for distro in std::fs::read_dir(dir)? {
-        let distro = distro?;
-        if !distro.file_type()?.is_dir() {
-            continue;
-        }
-        for release in std::fs::read_dir(distro.path())? {
-            let release = release?;
-            if release.file_type()?.is_dir() {
-                images.push(format!(
-                    "{}/{}",
-                    distro.file_name().to_string_lossy(),
-                    release.file_name().to_string_lossy()
-                ));
-            }
-        }
-    }
-    images.sort();
-    Ok(images)
-}
-
 pub fn run(files: &[PathBuf], images: Option<&Path>) -> ExitCode {
-    let offered = match images.map(offered_images).transpose() {
+    let offered = match images.map(crate::serve::offered_images).transpose() {
         Ok(offered) => offered,
         Err(err) => {
             eprintln!("builds: cannot list images: {err}");

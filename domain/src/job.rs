@@ -151,6 +151,22 @@ impl Job {
     }
 }
 
+/// What the queue carries to workers: which job to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMessage {
+    pub job_id: JobId,
+}
+
+impl JobMessage {
+    pub fn to_body(self) -> String {
+        format!("{{\"job_id\":{}}}", self.job_id)
+    }
+
+    pub fn from_body(body: &str) -> Option<JobMessage> {
+        serde_json::from_str(body).ok()
+    }
+}
+
 /// A group of jobs that start, cancel and notify together.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {
@@ -235,6 +251,14 @@ mod tests {
         job.skip_pending_tasks();
         assert_eq!(job.tasks[0].status, TaskStatus::Success);
         assert_eq!(job.tasks[1].status, TaskStatus::Skipped);
+    }
+
+    #[test]
+    fn job_messages_round_trip() {
+        let message = JobMessage { job_id: 42 };
+        assert_eq!(message.to_body(), r#"{"job_id":42}"#);
+        assert_eq!(JobMessage::from_body(&message.to_body()), Some(message));
+        assert_eq!(JobMessage::from_body("garbage"), None);
     }
 
     #[test]

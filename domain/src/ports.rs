@@ -199,7 +199,9 @@ mod tests {
     fn blob_keys_cannot_escape() {
         assert!(check_blob_key("jobs/1/logs/setup").is_ok());
         assert!(check_blob_key("jobs/1/artifacts/1/out.tar.gz").is_ok());
-        for bad in ["", "/abs", "a//b", "a/../b", "..", "a/./b", "a b", "a/b/", "ü"] {
+        for bad in [
+            "", "/abs", "a//b", "a/../b", "..", "a/./b", "a b", "a/b/", "ü",
+        ] {
             assert!(check_blob_key(bad).is_err(), "{bad:?}");
         }
     }

@@ -92,10 +92,7 @@ async fn serve_blob(
             }
             blob_response(read, range.is_some(), "application/octet-stream")
         }
-        Ok(None) => error(
-            StatusCode::FORBIDDEN,
-            "This link is invalid or has expired",
-        ),
+        Ok(None) => error(StatusCode::FORBIDDEN, "This link is invalid or has expired"),
         Err(err) => {
             tracing::error!(%err, "reading a blob failed");
             error(StatusCode::INTERNAL_SERVER_ERROR, "Internal error")
@@ -124,11 +121,17 @@ mod tests {
     fn range_headers_parse() {
         assert_eq!(
             range("bytes=0-9"),
-            Some(RangeRequest::From(ByteRange { start: 0, end: Some(9) }))
+            Some(RangeRequest::From(ByteRange {
+                start: 0,
+                end: Some(9)
+            }))
         );
         assert_eq!(
             range("bytes=5-"),
-            Some(RangeRequest::From(ByteRange { start: 5, end: None }))
+            Some(RangeRequest::From(ByteRange {
+                start: 5,
+                end: None
+            }))
         );
         assert_eq!(range("bytes=-3"), Some(RangeRequest::Suffix(3)));
         assert_eq!(range("bytes=9-1"), None);

@@ -147,10 +147,7 @@ pub async fn concurrent_status_change(f: Fixture) {
             })
         });
         let results = futures::future::join_all(racers).await;
-        let wins = results
-            .iter()
-            .filter(|r| matches!(r, Ok(Ok(_))))
-            .count();
+        let wins = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
         let refusals = results
             .iter()
             .filter(|r| matches!(r, Ok(Err(UpdateError::Refused(_)))))
@@ -164,8 +161,16 @@ pub async fn concurrent_status_change(f: Fixture) {
 
 /// Groups and tokens round-trip; a deleted token is gone.
 pub async fn groups_and_tokens(f: Fixture) {
-    let a = f.store.create_job(new_job("alice", JobStatus::Pending)).await.unwrap();
-    let b = f.store.create_job(new_job("alice", JobStatus::Pending)).await.unwrap();
+    let a = f
+        .store
+        .create_job(new_job("alice", JobStatus::Pending))
+        .await
+        .unwrap();
+    let b = f
+        .store
+        .create_job(new_job("alice", JobStatus::Pending))
+        .await
+        .unwrap();
     let group = f
         .store
         .create_group(NewGroup {
@@ -176,10 +181,14 @@ pub async fn groups_and_tokens(f: Fixture) {
         })
         .await
         .unwrap();
-    assert_eq!(f.store.get_group(group.id).await.unwrap(), Some(group.clone()));
+    assert_eq!(
+        f.store.get_group(group.id).await.unwrap(),
+        Some(group.clone())
+    );
     assert!(f.store.get_group(group.id + 1000).await.unwrap().is_none());
 
-    let now = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    let now =
+        OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
     let (token, record) = mint_token(
         "alice",
         vec![Scope::JobsRead, Scope::JobsWrite],
@@ -189,7 +198,10 @@ pub async fn groups_and_tokens(f: Fixture) {
     f.store.put_token(&record).await.unwrap();
     let stored = f.store.get_token(&record.hash).await.unwrap();
     assert_eq!(stored, Some(record.clone()));
-    assert!(f.store.get_token(&token).await.unwrap().is_none(), "keyed by hash only");
+    assert!(
+        f.store.get_token(&token).await.unwrap().is_none(),
+        "keyed by hash only"
+    );
     assert!(f.store.delete_token(&record.hash).await.unwrap());
     assert!(!f.store.delete_token(&record.hash).await.unwrap());
     assert!(f.store.get_token(&record.hash).await.unwrap().is_none());
@@ -252,13 +264,20 @@ pub async fn queue_extend(f: Fixture) {
         .await
         .unwrap();
     assert!(hidden.is_empty(), "extension keeps the message hidden");
-    f.queue.extend(&got[0].receipt, Duration::ZERO).await.unwrap();
+    f.queue
+        .extend(&got[0].receipt, Duration::ZERO)
+        .await
+        .unwrap();
     let back = f
         .queue
         .receive(1, Duration::from_secs(30), Duration::from_secs(5))
         .await
         .unwrap();
-    assert_eq!(back.len(), 1, "visible again once its visibility is set to zero");
+    assert_eq!(
+        back.len(),
+        1,
+        "visible again once its visibility is set to zero"
+    );
     f.queue.delete(&back[0].receipt).await.unwrap();
 }
 
@@ -300,7 +319,10 @@ fn curl(url: &str, extra: &[&str]) -> (u16, Vec<u8>) {
     assert!(out.status.success(), "curl failed: {out:?}");
     let mut body = out.stdout;
     let split = body.iter().rposition(|b| *b == b'\n').expect("status line");
-    let code = String::from_utf8_lossy(&body[split + 1..]).trim().parse().expect("status code");
+    let code = String::from_utf8_lossy(&body[split + 1..])
+        .trim()
+        .parse()
+        .expect("status code");
     body.truncate(split);
     (code, body)
 }
@@ -311,24 +333,48 @@ pub async fn blobs_put_get_range_presign(f: Fixture) {
     let key = "jobs/1/artifacts/1/out.bin";
     f.blobs.put(key, Bytes::from(data.clone())).await.unwrap();
     let whole = f.blobs.get(key, None).await.unwrap().unwrap();
-    assert_eq!((whole.bytes.as_ref(), whole.start, whole.total), (&data[..], 0, 1000));
+    assert_eq!(
+        (whole.bytes.as_ref(), whole.start, whole.total),
+        (&data[..], 0, 1000)
+    );
     let part = f
         .blobs
-        .get(key, Some(ByteRange { start: 10, end: Some(19) }))
+        .get(
+            key,
+            Some(ByteRange {
+                start: 10,
+                end: Some(19),
+            }),
+        )
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((part.bytes.as_ref(), part.start, part.total), (&data[10..20], 10, 1000));
+    assert_eq!(
+        (part.bytes.as_ref(), part.start, part.total),
+        (&data[10..20], 10, 1000)
+    );
     let tail = f
         .blobs
-        .get(key, Some(ByteRange { start: 990, end: None }))
+        .get(
+            key,
+            Some(ByteRange {
+                start: 990,
+                end: None,
+            }),
+        )
         .await
         .unwrap()
         .unwrap();
     assert_eq!(tail.bytes.as_ref(), &data[990..]);
     let past = f
         .blobs
-        .get(key, Some(ByteRange { start: 5000, end: None }))
+        .get(
+            key,
+            Some(ByteRange {
+                start: 5000,
+                end: None,
+            }),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -340,7 +386,11 @@ pub async fn blobs_put_get_range_presign(f: Fixture) {
         Err(StoreError::InvalidKey(_))
     ));
 
-    let url = f.blobs.presign_get(key, Duration::from_secs(60)).await.unwrap();
+    let url = f
+        .blobs
+        .presign_get(key, Duration::from_secs(60))
+        .await
+        .unwrap();
     let blocking_url = url.clone();
     let (code, body) = tokio::task::spawn_blocking(move || curl(&blocking_url, &[]))
         .await
@@ -359,7 +409,9 @@ pub async fn blobs_put_get_range_presign(f: Fixture) {
 /// appends, and the sealed object is the same bytes.
 pub async fn blobs_append_while_reading(f: Fixture) {
     let key = "jobs/7/logs/build";
-    let lines: Vec<String> = (0..40).map(|i| format!("line {i}: {}\n", "x".repeat(i * 7))).collect();
+    let lines: Vec<String> = (0..40)
+        .map(|i| format!("line {i}: {}\n", "x".repeat(i * 7)))
+        .collect();
     let expected: Vec<u8> = lines.concat().into_bytes();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
@@ -371,7 +423,10 @@ pub async fn blobs_append_while_reading(f: Fixture) {
             let mut reads = 0;
             loop {
                 let finished = done.load(std::sync::atomic::Ordering::SeqCst);
-                let range = ByteRange { start: seen.len() as u64, end: None };
+                let range = ByteRange {
+                    start: seen.len() as u64,
+                    end: None,
+                };
                 if let Some(read) = blobs.get(key, Some(range)).await.unwrap() {
                     assert_eq!(read.start, seen.len() as u64);
                     seen.extend_from_slice(&read.bytes);
@@ -397,13 +452,20 @@ pub async fn blobs_append_while_reading(f: Fixture) {
     // A retried chunk (same offset, same bytes) changes nothing.
     let last = lines.last().unwrap();
     f.blobs
-        .append_chunk(key, offset - last.len() as u64, Bytes::from(last.clone().into_bytes()))
+        .append_chunk(
+            key,
+            offset - last.len() as u64,
+            Bytes::from(last.clone().into_bytes()),
+        )
         .await
         .unwrap();
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let (seen, reads) = reader.await.unwrap();
     assert_eq!(seen, expected, "the reader saw every byte in order");
-    assert!(reads > 2, "the reader read while the log grew ({reads} reads)");
+    assert!(
+        reads > 2,
+        "the reader read while the log grew ({reads} reads)"
+    );
 
     let size = f.blobs.seal(key).await.unwrap();
     assert_eq!(size, expected.len() as u64);
@@ -411,10 +473,20 @@ pub async fn blobs_append_while_reading(f: Fixture) {
     assert_eq!(sealed.bytes.as_ref(), &expected[..]);
     let part = f
         .blobs
-        .get(key, Some(ByteRange { start: 5, end: Some(9) }))
+        .get(
+            key,
+            Some(ByteRange {
+                start: 5,
+                end: Some(9),
+            }),
+        )
         .await
         .unwrap()
         .unwrap();
     assert_eq!(part.bytes.as_ref(), &expected[5..10]);
-    assert_eq!(f.blobs.seal(key).await.unwrap(), size, "sealing twice is harmless");
+    assert_eq!(
+        f.blobs.seal(key).await.unwrap(),
+        size,
+        "sealing twice is harmless"
+    );
 }

@@ -6,8 +6,12 @@
 //!
 //! Decisions where DESIGN §3 is silent are documented on the items below and in
 //! `validate.rs`; the most visible ones:
-//! - Only the first YAML document of a stream is read (a leading `---` is fine,
-//!   later documents are ignored, as are syntax errors inside them).
+//! - Only the first YAML document of a stream is used (a leading `---` is fine,
+//!   later documents are ignored), but the whole stream must be valid YAML: a
+//!   syntax error in a later document is reported, since libyaml sometimes ends
+//!   the first document early (a line indented less than the root) and would
+//!   otherwise drop the rest of the manifest silently. A leading byte-order mark
+//!   is ignored.
 //! - YAML aliases are expanded under a budget of [`MAX_EXPANDED_NODES`] nodes and
 //!   [`MAX_EXPANDED_BYTES`] bytes of scalar text, on top of serde_yaml_ng's own
 //!   repetition and recursion limits, so a "billion laughs" document (or a

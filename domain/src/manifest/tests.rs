@@ -249,6 +249,18 @@ fn document_markers() {
     let m = ok(&format!("{MINIMAL}---\nimage: other/image\ntasks: []\n"));
     assert_eq!(m.image, "alpine/edge");
     ok(&format!("---\n{MINIMAL}\n---\n\n{MINIMAL}"));
+    // A syntax error in a later document is still an error.
+    let got = problems(&format!("{MINIMAL}---\nimage: [\n"));
+    assert_eq!(got[0].field, "manifest");
+    // A root indented more than a later line ends the document early in
+    // libyaml: that must not drop the rest of the manifest silently.
+    let got = problems("  image: alpine/edge\n  tasks:\n    - build: make\ntriggers:\n  - {action: email, condition: always, to: a@b.c}\n");
+    assert_eq!(got.len(), 1, "{}", show(&got));
+    assert!(
+        got[0].reason.contains("line 4, column 1"),
+        "{}",
+        got[0].reason
+    );
 }
 
 #[test]

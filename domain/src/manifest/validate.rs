@@ -118,8 +118,8 @@ pub(crate) fn manifest_from_node(node: Node) -> (Option<Manifest>, Vec<Problem>)
         Some(node) => Some(node),
     };
 
-    // `shell` decides whether tasks are required: read it first, report its
-    // problems in manifest order.
+    // `shell` decides whether tasks are required: read it first, but report
+    // its problems in the usual key order, like every other field's.
     let mut shell_problems = Problems::default();
     let shell = shell(&mut shell_problems, take("shell"));
 

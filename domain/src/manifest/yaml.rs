@@ -48,19 +48,40 @@ impl Node {
     }
 }
 
+/// Most documents a stream may hold (only the first is used).
+const MAX_DOCUMENTS: usize = 1000;
+
 /// Load the first document of `text`. Errors are human sentences, with the
 /// line and column when the parser knows them.
+///
+/// The whole stream must be valid YAML even though only its first document is
+/// used: libyaml ends a document early when a line is indented less than the
+/// document's root (a leading byte-order mark does that too, so it is
+/// removed), and the error then belongs to the *next* document. Ignoring later
+/// documents would silently drop the rest of the manifest.
 pub(crate) fn load_first_document(text: &str) -> Result<Node, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let budget = Budget {
         nodes: Cell::new(MAX_EXPANDED_NODES),
         bytes: Cell::new(MAX_EXPANDED_BYTES),
     };
-    let Some(document) = serde_yaml_ng::Deserializer::from_str(text).next() else {
+    let seed = NodeSeed { budget: &budget };
+    let mut documents = serde_yaml_ng::Deserializer::from_str(text);
+    let Some(first) = documents.next() else {
         return Ok(Node::Null);
     };
-    NodeSeed { budget: &budget }
-        .deserialize(document)
-        .map_err(|e| describe_error(text, &e))
+    let node = seed
+        .deserialize(first)
+        .map_err(|e| describe_error(text, &e))?;
+    // The iterator can repeat an error forever: stop at the first one.
+    for (n, document) in documents.enumerate() {
+        if n + 1 >= MAX_DOCUMENTS {
+            return Err(format!("invalid YAML: more than {MAX_DOCUMENTS} documents"));
+        }
+        seed.deserialize(document)
+            .map_err(|e| describe_error(text, &e))?;
+    }
+    Ok(node)
 }
 
 fn describe_error(text: &str, e: &serde_yaml_ng::Error) -> String {
@@ -342,9 +363,36 @@ mod tests {
     fn first_document_only() {
         let node = load_first_document("---\na: 1\n---\nb: 2\n").unwrap();
         assert_eq!(node, Node::Map(vec![(Node::Str("a".into()), Node::Int(1))]));
-        // A broken second document does not matter.
-        let node = load_first_document("a: 1\n---\nb: [\n").unwrap();
-        assert_eq!(node, Node::Map(vec![(Node::Str("a".into()), Node::Int(1))]));
+        // ...but the whole stream must be valid YAML.
+        let err = load_first_document("a: 1\n---\nb: [\n").unwrap_err();
+        assert!(err.contains("line 4"), "{err}");
+        let node = load_first_document("---\n---\n---\n").unwrap();
+        assert_eq!(node, Node::Null);
+    }
+
+    #[test]
+    fn a_line_indented_less_than_the_root_is_an_error() {
+        // libyaml ends the first document at `b:`; it must not be dropped silently.
+        let err = load_first_document("  a: 1\nb: 2\n").unwrap_err();
+        assert!(err.contains("line 2, column 1"), "{err}");
+    }
+
+    #[test]
+    fn byte_order_mark_is_ignored() {
+        let node = load_first_document("\u{feff}a: 1\nb: 2\n").unwrap();
+        let Node::Map(entries) = node else { panic!() };
+        assert_eq!(entries.len(), 2);
+    }
+
+    #[test]
+    fn bombs_in_later_documents_are_stopped_too() {
+        let mut text = String::from("a: 1\n---\nl0: &l0 lol\n");
+        for level in 1..=9 {
+            let refs = vec![format!("*l{}", level - 1); 9].join(", ");
+            text.push_str(&format!("l{level}: &l{level} [{refs}]\n"));
+        }
+        let err = load_first_document(&text).unwrap_err();
+        assert!(err.contains("YAML bomb"), "{err}");
     }
 
     #[test]

@@ -41,7 +41,9 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
 }
 
 /// Renders an SDK error with its service message and causes.
-pub(crate) fn sdk_error<E, R>(err: aws_sdk_s3::error::SdkError<E, R>) -> builds_domain::ports::StoreError
+pub(crate) fn sdk_error<E, R>(
+    err: aws_sdk_s3::error::SdkError<E, R>,
+) -> builds_domain::ports::StoreError
 where
     E: std::error::Error + 'static,
     R: std::fmt::Debug,

@@ -6,8 +6,8 @@ use super::names::{AwsNames, OWNER_INDEX};
 use super::sdk_error;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use builds_domain::ports::{StoreError, StoreResult};
@@ -87,12 +87,40 @@ async fn create_queue(
 
 /// Creates the tables, the queue with its dead-letter queue (a message received
 /// `max_receives` times moves there) and the bucket. Returns the queue URL.
-pub async fn provision(config: &SdkConfig, names: &AwsNames, max_receives: u32) -> StoreResult<String> {
+pub async fn provision(
+    config: &SdkConfig,
+    names: &AwsNames,
+    max_receives: u32,
+) -> StoreResult<String> {
     let dynamo = aws_sdk_dynamodb::Client::new(config);
-    create_table(&dynamo, &names.jobs_table, ("id", ScalarAttributeType::N), true).await?;
-    create_table(&dynamo, &names.groups_table, ("id", ScalarAttributeType::N), false).await?;
-    create_table(&dynamo, &names.tokens_table, ("hash", ScalarAttributeType::S), false).await?;
-    create_table(&dynamo, &names.counters_table, ("name", ScalarAttributeType::S), false).await?;
+    create_table(
+        &dynamo,
+        &names.jobs_table,
+        ("id", ScalarAttributeType::N),
+        true,
+    )
+    .await?;
+    create_table(
+        &dynamo,
+        &names.groups_table,
+        ("id", ScalarAttributeType::N),
+        false,
+    )
+    .await?;
+    create_table(
+        &dynamo,
+        &names.tokens_table,
+        ("hash", ScalarAttributeType::S),
+        false,
+    )
+    .await?;
+    create_table(
+        &dynamo,
+        &names.counters_table,
+        ("name", ScalarAttributeType::S),
+        false,
+    )
+    .await?;
 
     let sqs = aws_sdk_sqs::Client::new(config);
     let dead_letter_url = create_queue(&sqs, &names.dead_letter_queue_name(), vec![]).await?;

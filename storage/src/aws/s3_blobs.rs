@@ -8,7 +8,9 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
-use builds_domain::ports::{check_blob_key, BlobRead, BlobStore, ByteRange, StoreError, StoreResult};
+use builds_domain::ports::{
+    check_blob_key, BlobRead, BlobStore, ByteRange, StoreError, StoreResult,
+};
 use bytes::{Bytes, BytesMut};
 use std::time::Duration;
 
@@ -103,7 +105,14 @@ impl S3BlobStore {
     }
 
     async fn object_size(&self, key: &str) -> StoreResult<Option<u64>> {
-        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(out) => Ok(Some(out.content_length().unwrap_or(0).max(0) as u64)),
             Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
             Err(err) => Err(sdk_error(err)),

@@ -5,7 +5,9 @@
 
 use crate::signing::UrlSigner;
 use async_trait::async_trait;
-use builds_domain::ports::{check_blob_key, BlobRead, BlobStore, ByteRange, StoreError, StoreResult};
+use builds_domain::ports::{
+    check_blob_key, BlobRead, BlobStore, ByteRange, StoreError, StoreResult,
+};
 use bytes::Bytes;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};

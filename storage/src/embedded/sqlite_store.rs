@@ -71,7 +71,8 @@ impl JobStore for SqliteJobStore {
         let mut stored = job.clone();
         stored.version = job.version + 1;
         let doc = serde_json::to_string(&stored).map_err(json_err)?;
-        let (id, expected, new_version) = (job.id as i64, job.version as i64, stored.version as i64);
+        let (id, expected, new_version) =
+            (job.id as i64, job.version as i64, stored.version as i64);
         let changed = self
             .db
             .run(move |conn| {
@@ -108,7 +109,9 @@ impl JobStore for SqliteJobStore {
         limit: usize,
     ) -> StoreResult<JobPage> {
         let owner = owner.to_string();
-        let start = start.map(|s| s.min(i64::MAX as u64) as i64).unwrap_or(i64::MAX);
+        let start = start
+            .map(|s| s.min(i64::MAX as u64) as i64)
+            .unwrap_or(i64::MAX);
         let (docs, total) = self
             .db
             .run(move |conn| {

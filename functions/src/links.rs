@@ -1,0 +1,59 @@
+//! Links that responses carry: signed, expiring log URLs served by the log
+//! endpoint, and artifact URLs presigned by the blob store.
+
+use crate::state::AppState;
+use builds_domain::api::LogLinks;
+use builds_domain::job::Job;
+use builds_domain::status::{JobStatus, TaskStatus};
+
+/// Blob key of the setup log of a job.
+pub fn setup_log_key(job_id: u64) -> String {
+    format!("jobs/{job_id}/logs/setup")
+}
+
+/// Blob key of one task's log.
+pub fn task_log_key(job_id: u64, task: &str) -> String {
+    format!("jobs/{job_id}/logs/tasks/{task}")
+}
+
+/// The path the log endpoint serves for a blob key (`jobs/1/logs/…` → `/logs/1/…`).
+pub fn log_path(job_id: u64, task: Option<&str>) -> String {
+    match task {
+        None => format!("/logs/{job_id}/setup"),
+        Some(task) => format!("/logs/{job_id}/tasks/{task}"),
+    }
+}
+
+/// Makes signed log links for job resources.
+pub struct SignedLogLinks<'a> {
+    pub state: &'a AppState,
+}
+
+impl SignedLogLinks<'_> {
+    fn link(&self, path: &str) -> String {
+        let expires = time::OffsetDateTime::now_utc() + self.state.config.link_ttl;
+        format!(
+            "{}{}?{}",
+            self.state.config.origin,
+            path,
+            self.state.backend.signer.query(path, expires)
+        )
+    }
+}
+
+impl LogLinks for SignedLogLinks<'_> {
+    fn setup_log(&self, job: &Job) -> Option<String> {
+        let started = !matches!(job.status, JobStatus::Pending | JobStatus::Queued)
+            && (job.runner.is_some() || job.status == JobStatus::Running);
+        started.then(|| self.link(&log_path(job.id, None)))
+    }
+
+    fn task_log(&self, job: &Job, task: &str) -> Option<String> {
+        let started = job
+            .tasks
+            .iter()
+            .find(|t| t.name == task)
+            .is_some_and(|t| !matches!(t.status, TaskStatus::Pending | TaskStatus::Skipped));
+        started.then(|| self.link(&log_path(job.id, Some(task))))
+    }
+}

@@ -1,0 +1,604 @@
+//! The HTTP API, end to end over real HTTP against the local server's router:
+//! every endpoint and every error, once on the embedded backend and once on the
+//! AWS backend (DynamoDB/SQS/S3 in the emulator).
+
+use builds_domain::job::JobMessage;
+use builds_domain::ports::update_job;
+use builds_domain::status::{JobStatus, TaskStatus};
+use builds_tests::TestApi;
+use bytes::Bytes;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const MANIFEST: &str =
+    "image: debian/bookworm\ntasks:\n  - build: echo hello\n  - test: echo test\n";
+const IMAGES: &[&str] = &["debian/bookworm", "debian/stable"];
+
+fn reasons(body: &Value) -> Vec<(Option<String>, String)> {
+    body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no error envelope in {body}"))
+        .iter()
+        .map(|e| {
+            (
+                e["field"].as_str().map(str::to_string),
+                e["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn has_field(body: &Value, field: &str) -> bool {
+    reasons(body)
+        .iter()
+        .any(|(f, _)| f.as_deref() == Some(field))
+}
+
+/// Receives what is on the queue right now and returns the job ids it names.
+async fn queued_ids(api: &TestApi) -> Vec<u64> {
+    let deliveries = api
+        .backend
+        .queue
+        .receive(10, Duration::from_secs(60), Duration::from_secs(1))
+        .await
+        .unwrap();
+    deliveries
+        .iter()
+        .map(|d| {
+            JobMessage::from_body(&d.body)
+                .expect("a job message")
+                .job_id
+        })
+        .collect()
+}
+
+async fn auth_errors(api: TestApi) {
+    let (status, body) = api.send(api.http.get(api.url("/api/jobs"))).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body,
+        json!({"errors": [{"reason": "No authorization supplied (expected an OAuth token)"}]})
+    );
+
+    let (status, body) = api.get("/api/jobs", "not-a-token").await;
+    assert_eq!(status, 401);
+    assert_eq!(reasons(&body)[0].1, "Invalid or expired OAuth token");
+
+    let (status, body) = api
+        .send(
+            api.http
+                .get(api.url("/api/jobs"))
+                .header("Authorization", "Basic abc"),
+        )
+        .await;
+    assert_eq!(
+        (status, reasons(&body)[0].1.as_str()),
+        (401, "Invalid or expired OAuth token")
+    );
+
+    // `token T` works as well as `Bearer T`.
+    let (status, _) = api
+        .send(
+            api.http
+                .get(api.url("/api/jobs"))
+                .header("Authorization", format!("token {}", api.alice)),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // A read-only token cannot write, and is told which scope it lacks.
+    let (status, body) = api
+        .post(
+            "/api/jobs",
+            &api.alice_read_only,
+            json!({"manifest": MANIFEST}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert!(reasons(&body)[0].1.contains("jobs:write"), "{body}");
+
+    // An expired token is refused.
+    let now = builds_domain::job::now();
+    let (token, record) = builds_domain::token::mint_token(
+        "alice",
+        vec![builds_domain::token::Scope::JobsRead],
+        Some(now - time::Duration::seconds(1)),
+        now - time::Duration::hours(1),
+    );
+    api.backend.store.put_token(&record).await.unwrap();
+    let (status, _) = api.get("/api/jobs", &token).await;
+    assert_eq!(status, 401);
+}
+
+async fn submit_get_and_queue(api: TestApi) {
+    let (status, body) = api
+        .post(
+            "/api/jobs",
+            &api.alice,
+            json!({"manifest": MANIFEST, "note": "first", "tags": ["project", "ci.main"], "unknown": 1}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["id"].as_u64().unwrap();
+    assert_eq!(
+        queued_ids(&api).await,
+        vec![id],
+        "execute defaults to true: on the queue"
+    );
+
+    let (status, job) = api.get(&format!("/api/jobs/{id}"), &api.alice).await;
+    assert_eq!(status, 200);
+    assert_eq!(job["id"], id);
+    assert_eq!(job["status"], "queued");
+    assert_eq!(job["note"], "first");
+    assert_eq!(job["tags"], "project/ci.main");
+    assert_eq!(job["image"], "debian/bookworm");
+    assert_eq!(
+        job["owner"],
+        json!({"canonical_name": "~alice", "name": "alice"})
+    );
+    assert_eq!(job["setup_log"], Value::Null);
+    assert_eq!(
+        job["tasks"],
+        json!([{"name": "build", "status": "pending", "log": null},
+               {"name": "test", "status": "pending", "log": null}])
+    );
+    let created = job["created"].as_str().unwrap();
+    assert!(
+        created.ends_with("+00:00") && created.len() == 25,
+        "{created}"
+    );
+
+    let pending = api.submit(MANIFEST, false).await;
+    let (_, job) = api.get(&format!("/api/jobs/{pending}"), &api.alice).await;
+    assert_eq!(job["status"], "pending");
+    assert_eq!(job["tags"], Value::Null);
+    assert!(
+        queued_ids(&api).await.is_empty(),
+        "execute:false is not queued"
+    );
+
+    let response = api
+        .request(Method::GET, &format!("/api/jobs/{id}/manifest"), &api.alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    assert_eq!(response.text().await.unwrap(), MANIFEST);
+}
+
+async fn submit_validation(api: TestApi) {
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({}), "manifest"),
+        (json!({"manifest": 5}), "manifest"),
+        (json!({"manifest": "image: [unclosed"}), "manifest"),
+        (json!({"manifest": "tasks:\n  - a: echo\n"}), "manifest"),
+        (
+            json!({"manifest": "image: alpine/edge\ntasks:\n  - a: echo\n"}),
+            "manifest",
+        ),
+        (json!({"manifest": MANIFEST, "tags": "a/b"}), "tags"),
+        (json!({"manifest": MANIFEST, "tags": ["UPPER"]}), "tags"),
+        (json!({"manifest": MANIFEST, "tags": ["a/b"]}), "tags"),
+        (json!({"manifest": MANIFEST, "execute": "yes"}), "execute"),
+        (json!({"manifest": MANIFEST, "secrets": 1}), "secrets"),
+        (
+            json!({"manifest": MANIFEST, "note": "x".repeat(4097)}),
+            "note",
+        ),
+        (json!({"manifest": MANIFEST, "note": ["list"]}), "note"),
+        (
+            json!({"manifest": format!("{MANIFEST}#{}", "x".repeat(16384))}),
+            "manifest",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, response) = api.post("/api/jobs", &api.alice, body.clone()).await;
+        assert_eq!(status, 400, "{body} -> {response}");
+        assert!(
+            has_field(&response, field),
+            "{body} should fail on {field}: {response}"
+        );
+    }
+    // Every problem at once.
+    let (status, body) = api
+        .post("/api/jobs", &api.alice, json!({"tags": 1, "execute": 2}))
+        .await;
+    assert_eq!(status, 400);
+    for field in ["manifest", "tags", "execute"] {
+        assert!(has_field(&body, field), "{field} in {body}");
+    }
+    // Malformed and non-UTF-8 bodies and wrong content.
+    for raw in [
+        &b"{not json"[..],
+        &b"[1,2]"[..],
+        &b"\xff\xfe{}"[..],
+        &b"\"str\""[..],
+    ] {
+        let (status, body) = api
+            .send(
+                api.request(Method::POST, "/api/jobs", &api.alice)
+                    .header("content-type", "application/json")
+                    .body(raw.to_vec()),
+            )
+            .await;
+        assert_eq!(status, 400, "{raw:?}");
+        assert!(!reasons(&body).is_empty());
+    }
+    // A huge body is refused with the envelope.
+    let huge = json!({"manifest": "x".repeat(200_000)});
+    let (status, body) = api.post("/api/jobs", &api.alice, huge).await;
+    assert_eq!(status, 413);
+    assert!(!reasons(&body).is_empty());
+    // Nothing half-written: alice has no jobs.
+    let (_, list) = api.get("/api/jobs", &api.alice).await;
+    assert_eq!(list["total"], 0, "{list}");
+}
+
+async fn start_and_cancel(api: TestApi) {
+    let id = api.submit(MANIFEST, false).await;
+    let (status, body) = api
+        .post(&format!("/api/jobs/{id}/start"), &api.alice, json!({}))
+        .await;
+    assert_eq!((status, &body), (200, &json!({})));
+    assert_eq!(queued_ids(&api).await, vec![id]);
+    let (status, body) = api
+        .post(&format!("/api/jobs/{id}/start"), &api.alice, json!({}))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(reasons(&body)[0].1, "This job is already queued");
+
+    // Running and complete jobs are refused with sr.ht's words.
+    update_job(api.backend.store.as_ref(), id, |job| {
+        job.set_status(JobStatus::Running)
+    })
+    .await
+    .unwrap();
+    let (_, body) = api
+        .post(&format!("/api/jobs/{id}/start"), &api.alice, json!({}))
+        .await;
+    assert_eq!(reasons(&body)[0].1, "This job is already running");
+    let (status, _) = api
+        .post(&format!("/api/jobs/{id}/cancel"), &api.alice, json!({}))
+        .await;
+    assert_eq!(status, 200, "a running job can be cancelled");
+    let (_, job) = api.get(&format!("/api/jobs/{id}"), &api.alice).await;
+    assert_eq!(job["status"], "cancelled");
+    let (_, body) = api
+        .post(&format!("/api/jobs/{id}/start"), &api.alice, json!({}))
+        .await;
+    assert_eq!(reasons(&body)[0].1, "This job is already complete");
+    let (status, _) = api
+        .post(&format!("/api/jobs/{id}/cancel"), &api.alice, json!({}))
+        .await;
+    assert_eq!(status, 400, "a complete job cannot be cancelled");
+
+    for execute in [false, true] {
+        let id = api.submit(MANIFEST, execute).await;
+        let (status, body) = api
+            .post(&format!("/api/jobs/{id}/cancel"), &api.alice, json!({}))
+            .await;
+        assert_eq!((status, &body), (200, &json!({})));
+        let (_, job) = api.get(&format!("/api/jobs/{id}"), &api.alice).await;
+        assert_eq!(job["status"], "cancelled");
+    }
+    // The read-only token may not start or cancel.
+    let id = api.submit(MANIFEST, false).await;
+    let (status, _) = api
+        .post(
+            &format!("/api/jobs/{id}/start"),
+            &api.alice_read_only,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403);
+}
+
+async fn ownership_and_not_found(api: TestApi) {
+    let id = api.submit(MANIFEST, false).await;
+    for path in [
+        format!("/api/jobs/{id}"),
+        format!("/api/jobs/{id}/manifest"),
+        format!("/api/jobs/{id}/artifacts"),
+        "/api/jobs/999999".to_string(),
+        "/api/jobs/abc".to_string(),
+        "/api/nothing".to_string(),
+    ] {
+        let (status, body) = api.get(&path, &api.bob).await;
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(
+            body,
+            json!({"errors": [{"reason": "404 not found"}]}),
+            "{path}"
+        );
+    }
+    for action in ["start", "cancel"] {
+        let (status, _) = api
+            .post(&format!("/api/jobs/{id}/{action}"), &api.bob, json!({}))
+            .await;
+        assert_eq!(status, 404, "bob cannot {action} alice's job");
+    }
+    let (_, job) = api.get(&format!("/api/jobs/{id}"), &api.alice).await;
+    assert_eq!(job["status"], "pending", "bob changed nothing");
+    let (_, list) = api.get("/api/jobs", &api.bob).await;
+    assert_eq!(list["total"], 0);
+
+    let (status, body) = api
+        .send(api.request(Method::DELETE, "/api/jobs", &api.alice))
+        .await;
+    assert_eq!(status, 405);
+    assert!(!reasons(&body).is_empty());
+    let (status, _) = api.get(&format!("/api/jobs/{id}/start"), &api.alice).await;
+    assert_eq!(status, 405);
+}
+
+async fn pagination(api: TestApi) {
+    let mut ids = Vec::new();
+    for _ in 0..53 {
+        ids.push(api.submit(MANIFEST, false).await);
+    }
+    ids.reverse();
+    let (status, page) = api.get("/api/jobs", &api.alice).await;
+    assert_eq!(status, 200);
+    assert_eq!(page["total"], 53);
+    assert_eq!(page["results_per_page"], 50);
+    let first: Vec<u64> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(first, ids[..50].to_vec(), "newest first");
+    let next = page["next"].as_str().expect("next is a string").to_string();
+    assert_eq!(next, ids[50].to_string());
+    let (_, page) = api
+        .get(&format!("/api/jobs?start={next}"), &api.alice)
+        .await;
+    let rest: Vec<u64> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rest, ids[50..].to_vec());
+    assert_eq!(page["next"], Value::Null);
+    let (status, body) = api.get("/api/jobs?start=abc", &api.alice).await;
+    assert_eq!(status, 400);
+    assert!(has_field(&body, "start"));
+}
+
+async fn artifacts_and_logs(api: TestApi) {
+    let id = api.submit(MANIFEST, true).await;
+    let (_, page) = api
+        .get(&format!("/api/jobs/{id}/artifacts"), &api.alice)
+        .await;
+    assert_eq!(
+        page,
+        json!({"next": null, "results": [], "total": 0, "results_per_page": 50})
+    );
+
+    // What a worker does: run the job, write logs as they grow, keep an artifact.
+    let setup_key = format!("jobs/{id}/logs/setup");
+    api.backend
+        .blobs
+        .append_chunk(&setup_key, 0, Bytes::from_static(b"booting\n"))
+        .await
+        .unwrap();
+    let artifact_bytes = Bytes::from(vec![7u8; 3000]);
+    let artifact_key = format!("jobs/{id}/artifacts/1/out.bin");
+    api.backend
+        .blobs
+        .put(&artifact_key, artifact_bytes.clone())
+        .await
+        .unwrap();
+    update_job(api.backend.store.as_ref(), id, |job| {
+        job.set_status(JobStatus::Running)?;
+        job.runner = Some("worker-1".into());
+        job.tasks[0].status = TaskStatus::Running;
+        job.artifacts.push(builds_domain::Artifact {
+            id: 1,
+            created: builds_domain::job::now(),
+            path: "/home/build/out.bin".into(),
+            name: "out.bin".into(),
+            size: 3000,
+            blob_key: artifact_key.clone(),
+        });
+        Ok::<_, builds_domain::status::IllegalTransition>(())
+    })
+    .await
+    .unwrap();
+
+    let (_, job) = api.get(&format!("/api/jobs/{id}"), &api.alice).await;
+    let setup_url = job["setup_log"]
+        .as_str()
+        .expect("a setup log link")
+        .to_string();
+    let build_url = job["tasks"][0]["log"]
+        .as_str()
+        .expect("a task log link")
+        .to_string();
+    assert_eq!(job["tasks"][1]["log"], Value::Null, "not started yet");
+    // Links work without any header.
+    let plain = reqwest::Client::new();
+    let response = plain.get(&setup_url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "booting\n");
+    // The log grows while the job runs; a reader sees the new part with Range.
+    api.backend
+        .blobs
+        .append_chunk(&setup_key, 8, Bytes::from_static(b"ready\n"))
+        .await
+        .unwrap();
+    let response = plain
+        .get(&setup_url)
+        .header("Range", "bytes=8-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 206);
+    assert_eq!(response.headers()["content-range"], "bytes 8-13/14");
+    assert_eq!(response.text().await.unwrap(), "ready\n");
+    let response = plain
+        .get(&setup_url)
+        .header("Range", "bytes=14-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 416, "nothing new yet");
+    // A started task with no output yet has an empty log.
+    let response = plain.get(&build_url).send().await.unwrap();
+    assert_eq!(
+        (response.status().as_u16(), response.text().await.unwrap()),
+        (200, String::new())
+    );
+    // A tampered or unsigned link is refused.
+    let tampered = setup_url.replace(&format!("/logs/{id}/"), &format!("/logs/{}/", id + 1));
+    assert_eq!(plain.get(&tampered).send().await.unwrap().status(), 403);
+    let unsigned = setup_url.split('?').next().unwrap().to_string();
+    assert_eq!(plain.get(&unsigned).send().await.unwrap().status(), 403);
+
+    let (_, page) = api
+        .get(&format!("/api/jobs/{id}/artifacts"), &api.alice)
+        .await;
+    assert_eq!(page["total"], 1);
+    let artifact = &page["results"][0];
+    assert_eq!(artifact["name"], "out.bin");
+    assert_eq!(artifact["path"], "/home/build/out.bin");
+    assert_eq!(artifact["size"], 3000);
+    assert!(artifact["created"].as_str().unwrap().ends_with("+00:00"));
+    let url = artifact["url"].as_str().unwrap();
+    let response = plain.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap(), artifact_bytes);
+}
+
+async fn job_groups(api: TestApi) {
+    let a = api.submit(MANIFEST, false).await;
+    let b = api.submit(MANIFEST, false).await;
+    let (status, group) = api
+        .post(
+            "/api/job-group",
+            &api.alice,
+            json!({"jobs": [a, b], "execute": false, "note": "pair"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{group}");
+    let gid = group["id"].as_u64().unwrap();
+    assert_eq!(group["note"], "pair");
+    assert_eq!(group["owner"]["canonical_name"], "~alice");
+    let jobs: Vec<u64> = group["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(jobs, vec![a, b]);
+    assert!(group["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|j| j["status"] == "pending"));
+
+    let (status, _) = api.get(&format!("/api/job-group/{gid}"), &api.bob).await;
+    assert_eq!(status, 404, "another user's group is not found");
+    let (status, body) = api
+        .post("/api/job-group", &api.alice, json!({"jobs": [a]}))
+        .await;
+    assert_eq!(status, 400);
+    assert!(has_field(&body, "jobs"), "a job already in a group: {body}");
+    let (status, body) = api
+        .post("/api/job-group", &api.alice, json!({"jobs": "x"}))
+        .await;
+    assert_eq!(status, 400);
+    assert!(has_field(&body, "jobs"));
+
+    let (status, _) = api
+        .post(
+            &format!("/api/job-group/{gid}/start"),
+            &api.alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut queued = queued_ids(&api).await;
+    queued.sort();
+    assert_eq!(queued, vec![a, b]);
+    let (status, _) = api
+        .post(
+            &format!("/api/job-group/{gid}/start"),
+            &api.alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 400, "already started");
+    let (status, _) = api
+        .post(
+            &format!("/api/job-group/{gid}/cancel"),
+            &api.alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, group) = api.get(&format!("/api/job-group/{gid}"), &api.alice).await;
+    assert!(
+        group["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["status"] == "cancelled"),
+        "{group}"
+    );
+    let (_, job) = api.get(&format!("/api/jobs/{a}"), &api.alice).await;
+    assert_eq!(job["group_id"], gid);
+
+    // execute (the default) starts the group at once.
+    let c = api.submit(MANIFEST, false).await;
+    let (status, group) = api
+        .post("/api/job-group", &api.alice, json!({"jobs": [c]}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(group["jobs"][0]["status"], "queued");
+}
+
+macro_rules! api_tests {
+    ($($test:ident),* $(,)?) => {
+        mod embedded {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let images = Some(IMAGES.iter().map(|s| s.to_string()).collect());
+                    super::$test(TestApi::embedded(images).await).await;
+                }
+            )*
+        }
+        mod aws {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let images = Some(IMAGES.iter().map(|s| s.to_string()).collect());
+                    if let Some(api) = TestApi::aws(images).await {
+                        super::$test(api).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+api_tests!(
+    auth_errors,
+    submit_get_and_queue,
+    submit_validation,
+    start_and_cancel,
+    ownership_and_not_found,
+    pagination,
+    artifacts_and_logs,
+    job_groups,
+);

@@ -1,0 +1,149 @@
+//! The `builds` binary itself: `manifest check`, `token create|revoke`, `serve`.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Builds (once) and finds `target/<profile>/builds`.
+fn builds() -> Command {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    let binary = BINARY.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "builds-cli", "--bin", "builds"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the builds binary failed");
+        let exe = std::env::current_exe().expect("test binary path");
+        // target/<profile>/deps/cli-<hash> → target/<profile>/builds
+        exe.parent()
+            .and_then(|deps| deps.parent())
+            .expect("target dir")
+            .join("builds")
+    });
+    Command::new(binary)
+}
+
+#[test]
+fn manifest_check_reports_each_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yml");
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&good, "image: debian/bookworm\ntasks:\n  - build: make\n").unwrap();
+    std::fs::write(&bad, "image: 5\ntasks:\n  - Bad Name: make\n").unwrap();
+    let out = builds()
+        .args(["manifest", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}: ok\n", good.display())
+    );
+
+    let out = builds()
+        .args(["manifest", "check"])
+        .arg(&good)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("{}: ok", good.display())));
+    assert!(
+        stdout.contains(&format!("{}: image", bad.display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("tasks"), "{stdout}");
+
+    let out = builds()
+        .args(["manifest", "check", "/nonexistent.yml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cannot read"));
+}
+
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn token_create(data_dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    builds()
+        .args(["token", "create", "--user", "alice", "--data-dir"])
+        .arg(data_dir)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn tokens_from_the_cli_work_against_the_served_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = token_create(dir.path(), &["--scopes", "jobs:read", "--expires", "30d"]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let token = stdout
+        .lines()
+        .last()
+        .expect("the token is the last line")
+        .to_string();
+    assert_eq!(token.len(), 64);
+
+    let bad = token_create(dir.path(), &["--scopes", "jobs:admin"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown scope"));
+
+    let mut child = builds()
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let origin = line
+        .trim()
+        .strip_prefix("builds: serving on ")
+        .expect(&line)
+        .to_string();
+
+    let get = |token: &str| {
+        Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+            .arg(format!("Authorization: Bearer {token}"))
+            .arg(format!("{origin}/api/jobs"))
+            .output()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut code = String::new();
+    while Instant::now() < deadline {
+        code = String::from_utf8_lossy(&get(&token).stdout).to_string();
+        if code == "200" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(code, "200");
+
+    let out = builds()
+        .args(["token", "revoke", &token, "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&get(&token).stdout), "401");
+    drop(server);
+}
