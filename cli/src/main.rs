@@ -1,9 +1,13 @@
 //! `builds`: the all-in-one local server, admin and client commands.
 
 mod backend_args;
+mod follow;
+mod image;
 mod manifest_check;
+mod run;
 mod serve;
 mod token;
+mod worker;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -33,6 +37,27 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: token::TokenCommand,
+    },
+    /// Manage guest images.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Run one manifest start to end on this machine (builds its image if
+    /// missing, starts the service in-process, streams the logs); exits 0 on success.
+    Run(run::RunArgs),
+    /// Run a worker process on its own (beside `builds serve --workers 0`).
+    Worker(worker::WorkerArgs),
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Build a guest image from Debian packages (debian/bookworm, alias debian/stable).
+    Build {
+        name: String,
+        /// Where images live [default: ./.builds/images].
+        #[arg(long)]
+        images: Option<PathBuf>,
     },
 }
 
@@ -87,5 +112,30 @@ fn main() -> ExitCode {
             block_on(serve::run(args))
         }
         Command::Token { command } => block_on(token::run(command)),
+        Command::Image {
+            command: ImageCommand::Build { name, images },
+        } => match image::build(&name, images) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("builds: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Worker(args) => {
+            init_logging();
+            block_on(worker::run(args))
+        }
+        Command::Run(args) => {
+            let mut ok = false;
+            let code = block_on(async {
+                ok = run::run(args).await?;
+                Ok(())
+            });
+            if code == ExitCode::SUCCESS && !ok {
+                ExitCode::FAILURE
+            } else {
+                code
+            }
+        }
     }
 }

@@ -15,11 +15,19 @@ pub struct ServeArgs {
     /// Scheme, host and port that links in responses start with [default: http://ADDR].
     #[arg(long, env = "BUILDS_ORIGIN")]
     origin: Option<String>,
-    /// Directory of guest images (DIR/<distro>/<release>/); manifests naming
-    /// another image are refused. Without it, BUILDS_IMAGES (comma-separated)
-    /// lists the images; without either, any image is accepted.
+    /// Directory of guest images (DIR/<distro>/<release>/) [default:
+    /// DATA_DIR/images when it exists]; manifests naming another image are
+    /// refused. Without a directory, BUILDS_IMAGES (comma-separated) lists the
+    /// images; without either, any image is accepted.
     #[arg(long)]
     images: Option<PathBuf>,
+    /// Workers to run in-process, each running one job at a time in a guest
+    /// (0: API only).
+    #[arg(long, default_value = "1", env = "BUILDS_WORKERS")]
+    workers: usize,
+    /// Longest a job may run, in seconds.
+    #[arg(long, default_value = "2700", env = "BUILDS_JOB_DEADLINE")]
+    deadline: u64,
     #[command(flatten)]
     backend: BackendArgs,
 }
@@ -53,22 +61,44 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let origin = args.origin.unwrap_or_else(|| format!("http://{addr}"));
     let backend = args.backend.open(&origin).await?;
     let mut config = ApiConfig::new(&origin);
-    config.images = match &args.images {
-        Some(dir) => Some(
-            offered_images(dir)
-                .map_err(|err| anyhow::anyhow!("cannot list images in {}: {err}", dir.display()))?,
-        ),
-        None => std::env::var("BUILDS_IMAGES")
+    let images_dir = args
+        .images
+        .clone()
+        .unwrap_or_else(|| args.backend.data_dir.join("images"));
+    config.images = if args.images.is_some() || images_dir.is_dir() {
+        Some(offered_images(&images_dir).map_err(|err| {
+            anyhow::anyhow!("cannot list images in {}: {err}", images_dir.display())
+        })?)
+    } else {
+        std::env::var("BUILDS_IMAGES")
             .ok()
-            .map(|list| parse_image_list(&list)),
+            .map(|list| parse_image_list(&list))
     };
-    let app = api_router(AppState::new(backend, config));
-    tracing::info!(%addr, %origin, backend = ?args.backend.backend, "serving the builds API");
+    let app = api_router(AppState::new(backend.clone(), config));
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    if args.workers > 0 {
+        let mut worker_config = builds_worker::WorkerConfig::new(
+            images_dir,
+            args.backend.data_dir.join("work"),
+            &origin,
+        );
+        worker_config.concurrency = args.workers;
+        worker_config.deadline = std::time::Duration::from_secs(args.deadline);
+        worker_config.accel = builds_worker::config::accel_from_env()?;
+        let worker = builds_worker::Worker::new(backend, worker_config);
+        workers.push(tokio::spawn(worker.run(shutdown)));
+    }
+    tracing::info!(%addr, %origin, backend = ?args.backend.backend, workers = args.workers, "serving the builds API");
     println!("builds: serving on {origin}");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    let _ = stop.send(true);
+    for worker in workers {
+        let _ = worker.await;
+    }
     Ok(())
 }

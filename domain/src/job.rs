@@ -151,6 +151,16 @@ impl Job {
     }
 }
 
+/// Blob key of a job's setup log.
+pub fn setup_log_key(job_id: JobId) -> String {
+    format!("jobs/{job_id}/logs/setup")
+}
+
+/// Blob key of one task's log.
+pub fn task_log_key(job_id: JobId, task: &str) -> String {
+    format!("jobs/{job_id}/logs/tasks/{task}")
+}
+
 /// What the queue carries to workers: which job to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobMessage {

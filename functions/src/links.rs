@@ -4,17 +4,8 @@
 use crate::state::AppState;
 use builds_domain::api::LogLinks;
 use builds_domain::job::Job;
+pub use builds_domain::job::{setup_log_key, task_log_key};
 use builds_domain::status::{JobStatus, TaskStatus};
-
-/// Blob key of the setup log of a job.
-pub fn setup_log_key(job_id: u64) -> String {
-    format!("jobs/{job_id}/logs/setup")
-}
-
-/// Blob key of one task's log.
-pub fn task_log_key(job_id: u64, task: &str) -> String {
-    format!("jobs/{job_id}/logs/tasks/{task}")
-}
 
 /// The path the log endpoint serves for a blob key (`jobs/1/logs/…` → `/logs/1/…`).
 pub fn log_path(job_id: u64, task: Option<&str>) -> String {

@@ -1,0 +1,427 @@
+//! The queue loop. Each message names a job; the worker claims it with a
+//! compare-and-set (`queued → running` with a lease), boots a guest, runs the
+//! pipeline, and writes the final status once. While the job runs, a heartbeat
+//! extends the message's visibility and renews the lease, and watches for a
+//! cancel. A job whose worker died is found by its expired lease when its
+//! message comes back: rerun if no task had started, failed otherwise.
+
+use crate::config::WorkerConfig;
+use crate::image;
+use crate::log_shipper::LogShipper;
+use crate::pipeline::{Outcome, Pipeline};
+use crate::ports::PortPool;
+use crate::ssh::Ssh;
+use crate::vm::{choose_accel, Accel, Vm, VmSpec};
+use builds_domain::job::{setup_log_key, Job, JobMessage, Lease};
+use builds_domain::manifest;
+use builds_domain::ports::{update_job, ByteRange, Delivery, UpdateError};
+use builds_domain::status::{JobStatus, TaskStatus};
+use builds_storage::Backend;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, OnceCell, Semaphore};
+
+/// How long one receive call waits for a message.
+const LONG_POLL: Duration = Duration::from_secs(20);
+/// How long a guest may take to boot to sshd.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+/// How often a running job's record is read to notice a cancel.
+const CANCEL_POLL: Duration = Duration::from_secs(1);
+
+pub struct Worker {
+    backend: Backend,
+    config: WorkerConfig,
+    ports: PortPool,
+    accel: OnceCell<Accel>,
+}
+
+/// What became of a job this worker took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ending {
+    Finished(Outcome),
+    Cancelled,
+    TimedOut,
+    /// The worker is shutting down: leave the job for another worker.
+    Abandoned,
+}
+
+fn lease_until(config: &WorkerConfig) -> time::OffsetDateTime {
+    builds_domain::job::now() + config.lease
+}
+
+impl Worker {
+    pub fn new(backend: Backend, config: WorkerConfig) -> Arc<Worker> {
+        Arc::new(Worker {
+            backend,
+            config,
+            ports: PortPool::default(),
+            accel: OnceCell::new(),
+        })
+    }
+
+    /// Takes jobs until `shutdown` turns true; then stops taking and lets the
+    /// running jobs be picked up elsewhere (their messages come back).
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(self.config.concurrency));
+        tracing::info!(worker = %self.config.worker_id, concurrency = self.config.concurrency, "worker started");
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let available = slots.available_permits();
+            if available == 0 {
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    permit = Arc::clone(&slots).acquire_owned() => drop(permit),
+                }
+                continue;
+            }
+            let received = tokio::select! {
+                _ = shutdown.changed() => return,
+                received = self.backend.queue.receive(available as u32, self.config.lease, LONG_POLL) => received,
+            };
+            let deliveries = match received {
+                Ok(deliveries) => deliveries,
+                Err(err) => {
+                    tracing::warn!(%err, "receiving from the queue failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    continue;
+                }
+            };
+            for delivery in deliveries {
+                let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+                    return;
+                };
+                let worker = Arc::clone(&self);
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    worker.handle(delivery, shutdown).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+
+    async fn delete(&self, delivery: &Delivery) {
+        if let Err(err) = self.backend.queue.delete(&delivery.receipt).await {
+            tracing::warn!(%err, "deleting a message failed");
+        }
+    }
+
+    /// Decides what a message means and acts on it.
+    async fn handle(&self, delivery: Delivery, shutdown: watch::Receiver<bool>) {
+        let Some(JobMessage { job_id }) = JobMessage::from_body(&delivery.body) else {
+            tracing::warn!(body = %delivery.body, "dropping a message that names no job");
+            return self.delete(&delivery).await;
+        };
+        let job = match self.backend.store.get_job(job_id).await {
+            Ok(Some(job)) => job,
+            Ok(None) => {
+                tracing::warn!(job_id, "dropping a message for a job that does not exist");
+                return self.delete(&delivery).await;
+            }
+            Err(err) => {
+                tracing::warn!(job_id, %err, "reading a job failed; the message will come back");
+                return;
+            }
+        };
+        let now = builds_domain::job::now();
+        match job.status {
+            JobStatus::Queued | JobStatus::Running
+                if delivery.receive_count >= self.config.max_receives =>
+            {
+                self.give_up(
+                    &job,
+                    "the job was handed to workers too many times without finishing",
+                )
+                .await;
+                return self.delete(&delivery).await;
+            }
+            JobStatus::Queued => {}
+            JobStatus::Running if !job.lease_expired(now) => {
+                // Another worker holds it; its message will come back if it dies.
+                return;
+            }
+            JobStatus::Running if job.task_started => {
+                self.give_up(
+                    &job,
+                    "the worker running this job was lost while a task ran; the job failed",
+                )
+                .await;
+                return self.delete(&delivery).await;
+            }
+            JobStatus::Running => {
+                // Lost during setup: nothing the user wrote ran yet, so run it again.
+            }
+            _ => return self.delete(&delivery).await,
+        }
+        let Some(job) = self.claim(job.id).await else {
+            return self.delete(&delivery).await;
+        };
+        let ending = self.run_job(&job, &delivery, shutdown).await;
+        if ending != Ending::Abandoned {
+            self.delete(&delivery).await;
+        }
+    }
+
+    /// `queued → running`, or takes over a running job whose lease ran out.
+    /// `None` when another worker got it first or it is no longer runnable.
+    async fn claim(&self, id: u64) -> Option<Job> {
+        let worker = self.config.worker_id.clone();
+        let until = lease_until(&self.config);
+        let result = update_job(self.backend.store.as_ref(), id, |job| {
+            match job.status {
+                JobStatus::Queued => job.set_status(JobStatus::Running).map_err(|_| ())?,
+                JobStatus::Running
+                    if job.lease_expired(builds_domain::job::now()) && !job.task_started =>
+                {
+                    for task in &mut job.tasks {
+                        task.status = TaskStatus::Pending;
+                    }
+                }
+                _ => return Err(()),
+            }
+            job.runner = Some(worker.clone());
+            job.lease = Some(Lease {
+                worker: worker.clone(),
+                until,
+            });
+            Ok(())
+        })
+        .await;
+        match result {
+            Ok(job) => Some(job),
+            Err(UpdateError::Refused(())) | Err(UpdateError::NotFound(_)) => None,
+            Err(UpdateError::Store(err)) => {
+                tracing::warn!(id, %err, "claiming a job failed");
+                None
+            }
+        }
+    }
+
+    /// Marks a job failed with a reason, in its setup log and its record.
+    async fn give_up(&self, job: &Job, reason: &str) {
+        let log = self.setup_log(job.id).await;
+        log.line(&format!("[builds] {reason}"));
+        log.finish().await;
+        let result = update_job(self.backend.store.as_ref(), job.id, |job| {
+            if job.status.is_terminal() {
+                return Err(());
+            }
+            for task in &mut job.tasks {
+                if task.status == TaskStatus::Running {
+                    task.status = TaskStatus::Failed;
+                }
+            }
+            job.set_status(JobStatus::Failed).map_err(|_| ())?;
+            job.reason = Some(reason.to_string());
+            Ok(())
+        })
+        .await;
+        if let Err(UpdateError::Store(err)) = result {
+            tracing::warn!(job = job.id, %err, "marking a job failed did not work");
+        }
+    }
+
+    /// The setup log, continuing after whatever an earlier worker shipped.
+    async fn setup_log(&self, job_id: u64) -> LogShipper {
+        let key = setup_log_key(job_id);
+        let end = ByteRange {
+            start: u64::MAX / 2,
+            end: None,
+        };
+        let offset = match self.backend.blobs.get(&key, Some(end)).await {
+            Ok(Some(read)) => read.total,
+            _ => 0,
+        };
+        LogShipper::start(Arc::clone(&self.backend.blobs), key, offset)
+    }
+
+    /// Runs a claimed job to its end: pipeline raced against cancel, deadline
+    /// and shutdown, with the heartbeat running beside it.
+    async fn run_job(
+        &self,
+        job: &Job,
+        delivery: &Delivery,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Ending {
+        let log = self.setup_log(job.id).await;
+        log.line(&format!(
+            "[builds] job {} on {}, image {}",
+            job.id, self.config.worker_id, job.image
+        ));
+        let deadline = tokio::time::sleep(self.config.deadline);
+        let ending = tokio::select! {
+            outcome = self.boot_and_run(job, &log) => Ending::Finished(outcome),
+            _ = self.heartbeat(job.id, delivery) => Ending::Cancelled,
+            _ = deadline => Ending::TimedOut,
+            _ = shutdown.changed() => Ending::Abandoned,
+        };
+        // The guest is gone by now: the pipeline future owned it (kill on drop).
+        let (status, reason) = match &ending {
+            Ending::Finished(Outcome::Success) => (JobStatus::Success, None),
+            Ending::Finished(Outcome::Failed(reason)) => (JobStatus::Failed, Some(reason.clone())),
+            Ending::TimedOut => (
+                JobStatus::Timeout,
+                Some(format!(
+                    "the job ran past its deadline of {} s",
+                    self.config.deadline.as_secs()
+                )),
+            ),
+            Ending::Cancelled => {
+                log.line("[builds] the job was cancelled; the guest was stopped");
+                log.finish().await;
+                return ending;
+            }
+            Ending::Abandoned => {
+                log.line("[builds] this worker is shutting down; another will take the job");
+                log.finish().await;
+                return ending;
+            }
+        };
+        if let Some(reason) = &reason {
+            log.line(&format!("[builds] {reason}"));
+        }
+        log.line(&format!("[builds] job {status}"));
+        log.finish().await;
+        let result = update_job(self.backend.store.as_ref(), job.id, |job| {
+            if job.status != JobStatus::Running {
+                return Err(());
+            }
+            for task in &mut job.tasks {
+                if task.status == TaskStatus::Running {
+                    task.status = TaskStatus::Failed;
+                }
+            }
+            job.set_status(status).map_err(|_| ())?;
+            job.reason = reason.clone();
+            Ok(())
+        })
+        .await;
+        if let Err(UpdateError::Store(err)) = result {
+            tracing::error!(job = job.id, %err, "writing the final status failed");
+        }
+        tracing::info!(job = job.id, %status, "job finished");
+        ending
+    }
+
+    /// Renews the lease and the message's visibility; returns when the job is
+    /// no longer running here (cancelled, or taken from us).
+    async fn heartbeat(&self, job_id: u64, delivery: &Delivery) {
+        let renew_every = self.config.lease / 3;
+        let mut last_renewal = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(CANCEL_POLL).await;
+            match self.backend.store.get_job(job_id).await {
+                Ok(Some(job)) if job.status == JobStatus::Running => {}
+                Ok(_) => return,
+                Err(err) => tracing::warn!(job_id, %err, "reading the job failed"),
+            }
+            if last_renewal.elapsed() < renew_every {
+                continue;
+            }
+            last_renewal = tokio::time::Instant::now();
+            if let Err(err) = self
+                .backend
+                .queue
+                .extend(&delivery.receipt, self.config.lease)
+                .await
+            {
+                tracing::warn!(job_id, %err, "extending the message failed");
+            }
+            let worker = self.config.worker_id.clone();
+            let until = lease_until(&self.config);
+            let renewed = update_job(self.backend.store.as_ref(), job_id, |job| {
+                if job.status != JobStatus::Running {
+                    return Err(());
+                }
+                job.lease = Some(Lease {
+                    worker: worker.clone(),
+                    until,
+                });
+                Ok(())
+            })
+            .await;
+            if matches!(renewed, Err(UpdateError::Refused(()))) {
+                return;
+            }
+        }
+    }
+
+    /// Boots the guest and runs the pipeline. The guest dies with this future.
+    async fn boot_and_run(&self, job: &Job, log: &LogShipper) -> Outcome {
+        let scratch =
+            self.config
+                .work_dir
+                .join(format!("job-{}-{}", job.id, uuid::Uuid::new_v4().simple()));
+        let outcome = self.boot_and_run_in(job, log, &scratch).await;
+        let _ = std::fs::remove_dir_all(&scratch);
+        match outcome {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                log.line(&format!("[builds] {err:#}"));
+                Outcome::Failed(format!("{err:#}"))
+            }
+        }
+    }
+
+    async fn boot_and_run_in(
+        &self,
+        job: &Job,
+        log: &LogShipper,
+        scratch: &std::path::Path,
+    ) -> anyhow::Result<Outcome> {
+        let manifest = manifest::parse(&job.manifest)
+            .map_err(|problems| anyhow::anyhow!("the manifest is not valid: {}", problems[0]))?;
+        let images = &self.config.images_dir;
+        if !image::is_ready(images, &manifest.image) {
+            anyhow::bail!(
+                "image {} is not available on this worker (build it with `builds image build {}`)",
+                manifest.image,
+                manifest.image
+            );
+        }
+        let image_dir = image::image_dir(images, &manifest.image);
+        let key = image::ensure_worker_key(images)?;
+        let accel = *self
+            .accel
+            .get_or_init(|| choose_accel(self.config.accel, &image_dir))
+            .await;
+        let port = self.ports.take()?;
+        log.line(&format!(
+            "[builds] booting the guest ({}, {} MiB, {} vCPUs)",
+            accel.name(),
+            self.config.memory_mb,
+            self.config.cpus
+        ));
+        let mut vm = Vm::boot(VmSpec {
+            image: &image_dir,
+            scratch,
+            ssh_port: port.port,
+            accel,
+            memory_mb: self.config.memory_mb,
+            cpus: self.config.cpus,
+        })
+        .await?;
+        let booted = vm.wait_for_ssh(BOOT_TIMEOUT).await?;
+        let ssh = Ssh::new(port.port, &key, &image_dir, scratch);
+        ssh.connect(Duration::from_secs(60)).await?;
+        log.line(&format!(
+            "[builds] guest up in {:.1} s",
+            booted.as_secs_f64()
+        ));
+        let pipeline = Pipeline {
+            job,
+            manifest: &manifest,
+            ssh: &ssh,
+            store: Arc::clone(&self.backend.store),
+            blobs: Arc::clone(&self.backend.blobs),
+            setup_log: log,
+            origin: &self.config.origin,
+        };
+        let outcome = pipeline.run().await;
+        ssh.close().await;
+        vm.kill().await;
+        outcome
+    }
+}
