@@ -1,30 +1,10 @@
 //! The `builds` binary itself: `manifest check`, `token create|revoke`, `serve`.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// Builds (once) and finds `target/<profile>/builds`.
-fn builds() -> Command {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    let binary = BINARY.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "builds-cli", "--bin", "builds"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the builds binary failed");
-        let exe = std::env::current_exe().expect("test binary path");
-        // target/<profile>/deps/cli-<hash> → target/<profile>/builds
-        exe.parent()
-            .and_then(|deps| deps.parent())
-            .expect("target dir")
-            .join("builds")
-    });
-    Command::new(binary)
-}
+use builds_tests::builds_command as builds;
 
 #[test]
 fn manifest_check_reports_each_file() {

@@ -224,3 +224,115 @@ impl TestApi {
         body["id"].as_u64().expect("id")
     }
 }
+
+/// Guest images for the end-to-end tests: `BUILDS_TEST_IMAGES` (which `.ci/run`
+/// builds with `builds image build debian/bookworm`), or `None` (with the
+/// reason printed) when they are missing. Under `CI=true` they are required.
+pub fn test_images() -> Option<std::path::PathBuf> {
+    let missing = |why: String| {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("CI=true but {why}: .ci/run must build the test image");
+        }
+        eprintln!(
+            "SKIPPED (real VMs): {why}. Install qemu-system-x86 and debootstrap, run \
+             `builds image build debian/bookworm --images DIR`, and export BUILDS_TEST_IMAGES=DIR"
+        );
+        None
+    };
+    let Some(dir) = std::env::var_os("BUILDS_TEST_IMAGES").map(std::path::PathBuf::from) else {
+        return missing("BUILDS_TEST_IMAGES is not set".to_string());
+    };
+    if !builds_worker::image::is_ready(&dir, "debian/bookworm") {
+        return missing(format!("{} holds no debian/bookworm image", dir.display()));
+    }
+    Some(dir)
+}
+
+impl TestApi {
+    /// The embedded backend's data directory.
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self._dir.as_ref().map(|d| d.path())
+    }
+
+    /// Starts an in-process worker on this API's backend; it stops when the
+    /// returned sender is dropped or sent `true`.
+    pub fn start_worker(
+        &self,
+        images: &std::path::Path,
+        tune: impl FnOnce(&mut builds_worker::WorkerConfig),
+    ) -> tokio::sync::watch::Sender<bool> {
+        let work =
+            std::env::temp_dir().join(format!("builds-work-{}", uuid::Uuid::new_v4().simple()));
+        let mut config = builds_worker::WorkerConfig::new(images.to_path_buf(), work, &self.base);
+        config.accel = builds_worker::config::AccelChoice::Tcg;
+        config.memory_mb = 1024;
+        tune(&mut config);
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let worker = builds_worker::Worker::new(self.backend.clone(), config);
+        tokio::spawn(worker.run(shutdown));
+        stop
+    }
+
+    /// Polls the job until `done` says so about it, or panics after `limit`.
+    pub async fn wait_for(
+        &self,
+        id: u64,
+        limit: std::time::Duration,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let (_, job) = self.get(&format!("/api/jobs/{id}"), &self.alice).await;
+            if done(&job) {
+                return job;
+            }
+            let ended = matches!(
+                job["status"].as_str(),
+                Some("success" | "failed" | "timeout" | "cancelled")
+            );
+            if ended {
+                let setup = match job["setup_log"].as_str() {
+                    Some(url) => self.log_text(url).await,
+                    None => String::new(),
+                };
+                panic!("the job ended before {what}: {job}\nsetup log:\n{setup}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {job}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Fetches a log link (no header needed) as text.
+    pub async fn log_text(&self, url: &str) -> String {
+        reqwest::get(url)
+            .await
+            .expect("log")
+            .text()
+            .await
+            .expect("log text")
+    }
+}
+
+/// The `builds` binary (built once per test process), as a command.
+pub fn builds_command() -> std::process::Command {
+    static BINARY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let binary = BINARY.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--quiet", "-p", "builds-cli", "--bin", "builds"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the builds binary failed");
+        let exe = std::env::current_exe().expect("test binary path");
+        // target/<profile>/deps/<test>-<hash> → target/<profile>/builds
+        exe.parent()
+            .and_then(|deps| deps.parent())
+            .expect("target dir")
+            .join("builds")
+    });
+    std::process::Command::new(binary)
+}

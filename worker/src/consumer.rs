@@ -404,7 +404,7 @@ impl Worker {
         })
         .await?;
         let booted = vm.wait_for_ssh(BOOT_TIMEOUT).await?;
-        let ssh = Ssh::new(port.port, &key, &image_dir, scratch);
+        let ssh = Ssh::new(port.port, &key, &image_dir, &crate::ssh::control_dir()?);
         ssh.connect(Duration::from_secs(60)).await?;
         log.line(&format!(
             "[builds] guest up in {:.1} s",

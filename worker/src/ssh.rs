@@ -30,12 +30,14 @@ pub struct Finished {
 }
 
 impl Ssh {
-    pub fn new(port: u16, key: &Path, image: &Path, scratch: &Path) -> Ssh {
+    /// `control_dir` holds the connection's socket: keep its path short, as
+    /// Unix sockets allow about 100 bytes (see [`control_dir`]).
+    pub fn new(port: u16, key: &Path, image: &Path, control_dir: &Path) -> Ssh {
         Ssh {
             port,
             key: key.to_path_buf(),
             known_hosts: image.join("known_hosts"),
-            control_path: scratch.join("ssh.ctl"),
+            control_path: control_dir.join(format!("{}-{port}", std::process::id())),
         }
     }
 
@@ -145,19 +147,33 @@ impl Ssh {
         Ok(status.code())
     }
 
-    /// Opens the shared connection, retrying while the guest finishes booting.
+    /// Opens the shared connection (a background master with no stdio of
+    /// ours), retrying while the guest finishes booting.
     pub async fn connect(&self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            match self.run("true", b"").await {
-                Ok(done) if done.code == Some(0) => return Ok(()),
-                Ok(done) if tokio::time::Instant::now() >= deadline => bail!(
-                    "cannot log in to the guest: {}",
-                    String::from_utf8_lossy(&done.stderr).trim()
-                ),
-                Err(err) if tokio::time::Instant::now() >= deadline => return Err(err),
-                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            let master = self
+                .command()
+                .args(["-M", "-N", "-f"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .output()
+                .await
+                .context("running ssh")?;
+            if master.status.success() {
+                let check = self.run("true", b"").await?;
+                if check.code == Some(0) {
+                    return Ok(());
+                }
             }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "cannot log in to the guest: {}",
+                    String::from_utf8_lossy(&master.stderr).trim()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
@@ -170,6 +186,17 @@ impl Ssh {
             .stderr(Stdio::null())
             .status()
             .await;
+    }
+}
+
+/// A short directory for SSH control sockets (`$TMPDIR/builds-ssh`, mode 700).
+pub fn control_dir() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = std::env::temp_dir().join("builds-ssh");
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => Ok(dir),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(dir),
+        Err(err) => Err(err),
     }
 }
 
