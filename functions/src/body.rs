@@ -76,6 +76,16 @@ impl<'a> Fields<'a> {
         value
     }
 
+    /// The optional `note`: a string of at most `MAX_NOTE_CHARS` characters.
+    pub fn note(&mut self) -> Option<String> {
+        let note = self.string("note");
+        let limit = builds_domain::manifest::MAX_NOTE_CHARS;
+        if note.as_ref().is_some_and(|n| n.chars().count() > limit) {
+            self.problem("note", format!("note must be at most {limit} characters"));
+        }
+        note
+    }
+
     pub fn bool(&mut self, field: &str, default: bool) -> bool {
         match self.present(field) {
             None => default,

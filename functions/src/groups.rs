@@ -12,7 +12,6 @@ use axum::http::HeaderMap;
 use axum::Json;
 use builds_domain::api::{format_timestamp, JobResource, OwnerResource};
 use builds_domain::job::{Group, NewGroup};
-use builds_domain::manifest::MAX_NOTE_CHARS;
 use builds_domain::ports::update_job;
 use builds_domain::status::JobStatus;
 use builds_domain::token::Scope;
@@ -63,16 +62,7 @@ pub async fn create_group(
     let body = json_object(body, state.config.max_body).await?;
     let mut fields = Fields::new(&body);
     let job_ids = fields.id_list("jobs");
-    let note = fields.string("note");
-    if note
-        .as_ref()
-        .is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS)
-    {
-        fields.problem(
-            "note",
-            format!("note must be at most {MAX_NOTE_CHARS} characters"),
-        );
-    }
+    let note = fields.note();
     let execute = fields.bool("execute", true);
     let triggers = match fields.raw("triggers") {
         None => json!([]),

@@ -14,7 +14,7 @@ use builds_domain::api::{
     ApiError as ErrorItem, ArtifactResource, JobResource, PageResource, RESULTS_PER_PAGE,
 };
 use builds_domain::job::{Job, JobId, JobMessage, NewJob};
-use builds_domain::manifest::{self, MAX_NOTE_CHARS};
+use builds_domain::manifest;
 use builds_domain::ports::{update_job, UpdateError};
 use builds_domain::status::JobStatus;
 use builds_domain::token::Scope;
@@ -96,16 +96,7 @@ fn read_submission(
 ) -> ApiResult<Submission> {
     let mut fields = Fields::new(body);
     let manifest_text = fields.required_string("manifest");
-    let note = fields.string("note");
-    if note
-        .as_ref()
-        .is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS)
-    {
-        fields.problem(
-            "note",
-            format!("note must be at most {MAX_NOTE_CHARS} characters"),
-        );
-    }
+    let note = fields.note();
     let tags = fields.string_list("tags");
     for tag in &tags {
         if !TAG.is_match(tag) {

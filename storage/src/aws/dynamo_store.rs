@@ -77,6 +77,24 @@ impl DynamoJobStore {
             .ok_or_else(|| StoreError::Backend(format!("counter {name} returned no value")))
     }
 
+    /// The record in `table` under `key`, read consistently.
+    async fn get_doc<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        key: (&str, AttributeValue),
+    ) -> StoreResult<Option<T>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key(key.0, key.1)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        out.item().map(doc_of).transpose()
+    }
+
     async fn count_jobs(&self, owner: &str) -> StoreResult<u64> {
         let mut total = 0u64;
         let mut start_key = None;
@@ -120,16 +138,7 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn get_job(&self, id: JobId) -> StoreResult<Option<Job>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.names.jobs_table)
-            .key("id", n(id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        out.item().map(doc_of).transpose()
+        self.get_doc(&self.names.jobs_table, ("id", n(id))).await
     }
 
     async fn replace_job(&self, job: &Job) -> StoreResult<Job> {
@@ -230,16 +239,7 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn get_group(&self, id: GroupId) -> StoreResult<Option<Group>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.names.groups_table)
-            .key("id", n(id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        out.item().map(doc_of).transpose()
+        self.get_doc(&self.names.groups_table, ("id", n(id))).await
     }
 
     async fn put_token(&self, token: &TokenRecord) -> StoreResult<()> {
@@ -259,16 +259,8 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn get_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.names.tokens_table)
-            .key("hash", s(hash))
-            .consistent_read(true)
-            .send()
+        self.get_doc(&self.names.tokens_table, ("hash", s(hash)))
             .await
-            .map_err(sdk_error)?;
-        out.item().map(doc_of).transpose()
     }
 
     async fn delete_token(&self, hash: &str) -> StoreResult<bool> {

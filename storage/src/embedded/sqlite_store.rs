@@ -27,17 +27,43 @@ fn parse_job(doc: String) -> StoreResult<Job> {
     serde_json::from_str(&doc).map_err(json_err)
 }
 
+/// The id after the largest in `table`, inside the caller's transaction.
+fn next_id(tx: &rusqlite::Transaction<'_>, table: &str) -> StoreResult<i64> {
+    tx.query_row(
+        &format!("SELECT COALESCE(MAX(id), 0) + 1 FROM {table}"),
+        [],
+        |r| r.get(0),
+    )
+    .map_err(sql_err)
+}
+
+impl SqliteJobStore {
+    /// The `doc` column of the row `sql` selects with `key`.
+    async fn get_doc<T, K>(&self, sql: &'static str, key: K) -> StoreResult<Option<T>>
+    where
+        T: serde::de::DeserializeOwned,
+        K: rusqlite::ToSql + Send + 'static,
+    {
+        let doc: Option<String> = self
+            .db
+            .run(move |conn| {
+                conn.query_row(sql, params![key], |r| r.get(0))
+                    .optional()
+                    .map_err(sql_err)
+            })
+            .await?;
+        doc.map(|d| serde_json::from_str(&d).map_err(json_err))
+            .transpose()
+    }
+}
+
 #[async_trait]
 impl JobStore for SqliteJobStore {
     async fn create_job(&self, new: NewJob) -> StoreResult<Job> {
         self.db
             .run(move |conn| {
                 let tx = conn.transaction().map_err(sql_err)?;
-                let next: i64 = tx
-                    .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM jobs", [], |r| {
-                        r.get(0)
-                    })
-                    .map_err(sql_err)?;
+                let next = next_id(&tx, "jobs")?;
                 let job = new.into_job(next as JobId, builds_domain::job::now());
                 let doc = serde_json::to_string(&job).map_err(json_err)?;
                 tx.execute(
@@ -52,19 +78,8 @@ impl JobStore for SqliteJobStore {
     }
 
     async fn get_job(&self, id: JobId) -> StoreResult<Option<Job>> {
-        let doc: Option<String> = self
-            .db
-            .run(move |conn| {
-                conn.query_row(
-                    "SELECT doc FROM jobs WHERE id = ?1",
-                    params![id as i64],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(sql_err)
-            })
-            .await?;
-        doc.map(parse_job).transpose()
+        self.get_doc("SELECT doc FROM jobs WHERE id = ?1", id as i64)
+            .await
     }
 
     async fn replace_job(&self, job: &Job) -> StoreResult<Job> {
@@ -157,11 +172,7 @@ impl JobStore for SqliteJobStore {
         self.db
             .run(move |conn| {
                 let tx = conn.transaction().map_err(sql_err)?;
-                let next: i64 = tx
-                    .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM groups", [], |r| {
-                        r.get(0)
-                    })
-                    .map_err(sql_err)?;
+                let next = next_id(&tx, "groups")?;
                 let group = Group {
                     id: next as GroupId,
                     owner: new.owner,
@@ -183,20 +194,8 @@ impl JobStore for SqliteJobStore {
     }
 
     async fn get_group(&self, id: GroupId) -> StoreResult<Option<Group>> {
-        let doc: Option<String> = self
-            .db
-            .run(move |conn| {
-                conn.query_row(
-                    "SELECT doc FROM groups WHERE id = ?1",
-                    params![id as i64],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(sql_err)
-            })
-            .await?;
-        doc.map(|d| serde_json::from_str(&d).map_err(json_err))
-            .transpose()
+        self.get_doc("SELECT doc FROM groups WHERE id = ?1", id as i64)
+            .await
     }
 
     async fn put_token(&self, token: &TokenRecord) -> StoreResult<()> {
@@ -215,21 +214,8 @@ impl JobStore for SqliteJobStore {
     }
 
     async fn get_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
-        let hash = hash.to_string();
-        let doc: Option<String> = self
-            .db
-            .run(move |conn| {
-                conn.query_row(
-                    "SELECT doc FROM tokens WHERE hash = ?1",
-                    params![hash],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(sql_err)
-            })
-            .await?;
-        doc.map(|d| serde_json::from_str(&d).map_err(json_err))
-            .transpose()
+        self.get_doc("SELECT doc FROM tokens WHERE hash = ?1", hash.to_string())
+            .await
     }
 
     async fn delete_token(&self, hash: &str) -> StoreResult<bool> {
