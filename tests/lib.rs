@@ -336,3 +336,48 @@ pub fn builds_command() -> std::process::Command {
     });
     std::process::Command::new(binary)
 }
+
+impl TestApi {
+    /// The `builds` binary as a client of this API with `token`: URL and token
+    /// through the environment, no config file, short retries.
+    pub fn client(&self, token: &str) -> std::process::Command {
+        let mut command = builds_command();
+        command
+            .env("BUILDS_URL", &self.base)
+            .env("BUILDS_TOKEN", token)
+            .env("XDG_CONFIG_HOME", "/nonexistent/builds-test-config")
+            .env("BUILDS_RETRIES", "1")
+            .env("BUILDS_RETRY_DELAY_MS", "50")
+            .env_remove("NO_COLOR")
+            .env_remove("VISUAL")
+            .env_remove("EDITOR");
+        command
+    }
+}
+
+/// Runs a command to its end (at most `limit`) with `stdin` as its input.
+pub async fn run_command(
+    command: std::process::Command,
+    stdin: Option<&str>,
+    limit: std::time::Duration,
+) -> std::process::Output {
+    use tokio::io::AsyncWriteExt;
+    let mut command = tokio::process::Command::from(command);
+    command
+        .stdin(if stdin.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command.spawn().expect("the command starts");
+    if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
+        input.write_all(text.as_bytes()).await.expect("stdin");
+    }
+    tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .expect("the command ended in time")
+        .expect("the command's output")
+}

@@ -1,7 +1,7 @@
 //! `builds`: the all-in-one local server, admin and client commands.
 
 mod backend_args;
-mod follow;
+mod client;
 mod image;
 mod manifest_check;
 mod run;
@@ -26,10 +26,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Work with build manifests.
+    /// Submit build manifests (files, or standard input) as jobs.
+    Submit(client::SubmitArgs),
+    /// Show a job, or follow its logs to its end (--follow).
+    Show(client::ShowArgs),
+    /// List your jobs, newest first.
+    List(client::ListArgs),
+    /// Cancel a job.
+    Cancel(client::JobArgs),
+    /// Start a job submitted with --no-execute.
+    Start(client::JobArgs),
+    /// List a job's artifacts, or download them (--download DIR).
+    Artifacts(client::ArtifactsArgs),
+    /// Submit a job's manifest again (--edit to change it first).
+    Resubmit(client::ResubmitArgs),
+    /// Print a job's manifest (`builds manifest ID`), or check manifest files
+    /// (`builds manifest check FILE...`).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Manifest {
         #[command(subcommand)]
-        command: ManifestCommand,
+        command: Option<ManifestCommand>,
+        #[command(flatten)]
+        show: client::ManifestArgs,
     },
     /// Run the service (every API endpoint) on this machine.
     Serve(serve::ServeArgs),
@@ -101,12 +119,40 @@ fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> Exit
     }
 }
 
+/// Runs a client command: exit 0 when it succeeded (with --follow: when the
+/// job did), 1 otherwise, errors printed.
+fn client_command(work: impl std::future::Future<Output = anyhow::Result<bool>>) -> ExitCode {
+    let mut ok = false;
+    let code = block_on(async {
+        ok = work.await?;
+        Ok(())
+    });
+    if code == ExitCode::SUCCESS && !ok {
+        ExitCode::FAILURE
+    } else {
+        code
+    }
+}
+
 fn main() -> ExitCode {
+    use client::commands;
     let cli = Cli::parse();
     match cli.command {
+        Command::Submit(args) => client_command(commands::submit(args)),
+        Command::Show(args) => client_command(commands::show(args)),
+        Command::List(args) => client_command(commands::list(args)),
+        Command::Cancel(args) => client_command(commands::cancel(args)),
+        Command::Start(args) => client_command(commands::start(args)),
+        Command::Artifacts(args) => client_command(commands::artifacts(args)),
+        Command::Resubmit(args) => client_command(commands::resubmit(args)),
         Command::Manifest {
-            command: ManifestCommand::Check { files, images },
+            command: Some(ManifestCommand::Check { files, images }),
+            ..
         } => manifest_check::run(&files, images.as_deref()),
+        Command::Manifest {
+            command: None,
+            show,
+        } => client_command(commands::manifest(show)),
         Command::Serve(args) => {
             init_logging();
             block_on(serve::run(args))
@@ -125,17 +171,6 @@ fn main() -> ExitCode {
             init_logging();
             block_on(worker::run(args))
         }
-        Command::Run(args) => {
-            let mut ok = false;
-            let code = block_on(async {
-                ok = run::run(args).await?;
-                Ok(())
-            });
-            if code == ExitCode::SUCCESS && !ok {
-                ExitCode::FAILURE
-            } else {
-                code
-            }
-        }
+        Command::Run(args) => client_command(run::run(args)),
     }
 }

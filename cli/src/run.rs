@@ -3,7 +3,8 @@
 //! backend, submits the manifest through the API, and streams its logs to the
 //! end. Exits 0 when the job succeeds.
 
-use crate::follow::{follow, Api};
+use crate::client::api::{Api, RetryPolicy};
+use crate::client::follow::{follow, FollowOptions};
 use builds_domain::manifest;
 use builds_domain::token::{mint_token, Scope};
 use builds_functions::{api_router, ApiConfig, AppState};
@@ -71,11 +72,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         now,
     );
     backend.store.put_token(&record).await?;
-    let api = Api {
-        base: origin,
-        token,
-        http: reqwest::Client::new(),
-    };
+    let api = Api::new(&origin, &token, RetryPolicy::default())?.quiet_retries();
     let submitted = api
         .post_json(
             "/api/jobs",
@@ -86,8 +83,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         .as_u64()
         .ok_or_else(|| anyhow::anyhow!("the API returned no job id: {submitted}"))?;
     eprintln!("builds: job {id} submitted");
-    let status = follow(&api, id, &mut std::io::stdout()).await?;
+    let options = FollowOptions {
+        poll: std::time::Duration::from_millis(300),
+        ..FollowOptions::default()
+    };
+    let followed = follow(&api, id, &mut std::io::stdout(), options).await?;
     let _ = stop.send(true);
     let _ = worker.await;
-    Ok(status == "success")
+    Ok(followed.succeeded())
 }
