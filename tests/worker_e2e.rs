@@ -148,15 +148,12 @@ artifacts:
 async fn cancel_and_timeout() {
     let Some(images) = test_images() else { return };
     let api = TestApi::embedded(None).await;
-    let _worker = api.start_worker(&images, |c| {
-        c.concurrency = 2;
-        c.deadline = Duration::from_secs(90);
-    });
     let sleepy =
         "image: debian/bookworm\ntasks:\n  - wait: |\n      echo started\n      sleep 600\n";
-    let cancelled = api.submit(sleepy, true).await;
-    let timed_out = api.submit(sleepy, true).await;
 
+    // A worker with the default deadline: the job is cancelled while its task runs.
+    let worker = api.start_worker(&images, |_| {});
+    let cancelled = api.submit(sleepy, true).await;
     api.wait_for(cancelled, VM_JOB, "the task to start", |job| {
         job["tasks"][0]["status"] == "running"
     })
@@ -191,13 +188,18 @@ async fn cancel_and_timeout() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    let _ = worker.send(true);
 
+    // A worker with a short deadline: the job times out (in boot or in its
+    // task, depending on how loaded the machine is) and its guest is stopped.
+    let _short = api.start_worker(&images, |c| c.deadline = Duration::from_secs(60));
+    let timed_out = api.submit(sleepy, true).await;
     let job = api
         .wait_for(timed_out, VM_JOB, "the deadline", terminal)
         .await;
     assert_eq!(job["status"], "timeout", "{job}");
     let setup = api.log_text(job["setup_log"].as_str().unwrap()).await;
-    assert!(setup.contains("deadline"), "{setup}");
+    assert!(setup.contains("ran past its deadline of 60 s"), "{setup}");
 }
 
 /// `packages:` installs from the Debian mirror inside the guest and `sources:`
