@@ -31,6 +31,7 @@ if [ "$build" = auto ]; then
 fi
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+load() { echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"; }
 case "$build" in
 lambda)
     echo "== cargo lambda build --release ($(cargo lambda --version), zig $(zig_version))"
@@ -90,5 +91,5 @@ else
     echo "NOTE: cargo lambda is not installed: no emulator column (python3 -m pip install cargo-lambda)"
 fi
 
-echo "== init time: median of $runs starts per function"
+echo "== init time: median of $runs starts per function ($(load) before; other work on the machine shows in the figures)"
 python3 bench/lambda_init.py --runs "$runs" "${emulator_args[@]}" "${binaries[@]}"
