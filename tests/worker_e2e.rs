@@ -379,3 +379,50 @@ async fn worker_crash_recovery() {
         "{list}"
     );
 }
+
+/// When QEMU exits before the guest is up (here a kernel it cannot load; in
+/// the wild a TCG abort), the worker boots afresh, up to its limit, and then
+/// reports QEMU's own words.
+#[tokio::test]
+async fn a_guest_whose_qemu_exits_early_is_booted_again() {
+    use builds_worker::vm::{Accel, BootError, Vm, VmSpec};
+    // Real QEMU is needed; test_images() says why it is missing when it is.
+    let Some(_images) = test_images() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let image = dir.path().join("image");
+    std::fs::create_dir_all(&image).expect("image dir");
+    std::fs::write(image.join("vmlinuz"), b"not a kernel").expect("kernel");
+    std::fs::write(image.join("initrd.img"), b"not an initrd").expect("initrd");
+    let made = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(image.join("base.qcow2"))
+        .arg("16M")
+        .status()
+        .expect("qemu-img");
+    assert!(made.success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let spec = VmSpec {
+        image: &image,
+        scratch: &dir.path().join("scratch"),
+        ssh_port: port,
+        accel: Accel::Tcg,
+        memory_mb: 256,
+        cpus: 1,
+    };
+    let mut retries = Vec::new();
+    let result = Vm::boot_until_ready(spec, Duration::from_secs(60), 3, |err, attempt| {
+        assert!(matches!(err, BootError::Exited { .. }), "{err}");
+        retries.push(attempt);
+    })
+    .await;
+    let err = match result {
+        Ok(_) => panic!("a guest without a kernel came up"),
+        Err(err) => format!("{err:#}"),
+    };
+    assert_eq!(retries, vec![2, 3], "one boot and two more");
+    assert!(err.contains("QEMU exited before the guest was up"), "{err}");
+    assert!(err.to_lowercase().contains("kernel"), "QEMU's words: {err}");
+}

@@ -25,6 +25,9 @@ use tokio::sync::{watch, OnceCell, Semaphore};
 const LONG_POLL: Duration = Duration::from_secs(20);
 /// How long a guest may take to boot to sshd.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+/// Boots per job before giving up: QEMU under TCG now and then aborts early
+/// (an emulator race, not the job's fault), and a fresh boot gets past it.
+const BOOT_ATTEMPTS: u32 = 3;
 /// How often a running job's record is read to notice a cancel.
 const CANCEL_POLL: Duration = Duration::from_secs(1);
 
@@ -358,10 +361,8 @@ impl Worker {
         let _ = std::fs::remove_dir_all(&scratch);
         match outcome {
             Ok(outcome) => outcome,
-            Err(err) => {
-                log.line(&format!("[builds] {err:#}"));
-                Outcome::Failed(format!("{err:#}"))
-            }
+            // run_job writes the reason to the setup log.
+            Err(err) => Outcome::Failed(format!("{err:#}")),
         }
     }
 
@@ -394,16 +395,21 @@ impl Worker {
             self.config.memory_mb,
             self.config.cpus
         ));
-        let mut vm = Vm::boot(VmSpec {
+        let spec = VmSpec {
             image: &image_dir,
             scratch,
             ssh_port: port.port,
             accel,
             memory_mb: self.config.memory_mb,
             cpus: self.config.cpus,
-        })
-        .await?;
-        let booted = vm.wait_for_ssh(BOOT_TIMEOUT).await?;
+        };
+        let (mut vm, booted) =
+            Vm::boot_until_ready(spec, BOOT_TIMEOUT, BOOT_ATTEMPTS, |err, attempt| {
+                log.line(&format!(
+                    "[builds] {err}; booting again (attempt {attempt} of {BOOT_ATTEMPTS})"
+                ));
+            })
+            .await?;
         let ssh = Ssh::new(port.port, &key, &image_dir, &crate::ssh::control_dir()?);
         ssh.connect(Duration::from_secs(60)).await?;
         log.line(&format!(

@@ -113,7 +113,24 @@ pub struct Vm {
     pub console_log: PathBuf,
 }
 
+/// Why a guest did not come up.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// QEMU itself ended early: a bad image, or an emulator crash (TCG has
+    /// rare races that abort QEMU during boot), which a fresh boot survives.
+    #[error("QEMU exited before the guest was up ({status}): {stderr}")]
+    Exited {
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    #[error("the guest did not start sshd within {secs}s (console: {console})")]
+    TimedOut { secs: u64, console: String },
+    #[error("watching the guest failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
 /// How to boot a guest.
+#[derive(Clone, Copy)]
 pub struct VmSpec<'a> {
     pub image: &'a Path,
     /// Directory for this job's overlay and console log (removed by the caller).
@@ -129,6 +146,11 @@ impl Vm {
     pub async fn boot(spec: VmSpec<'_>) -> anyhow::Result<Vm> {
         std::fs::create_dir_all(spec.scratch)?;
         let overlay = spec.scratch.join("overlay.qcow2");
+        // A fresh overlay every boot: a retried boot must not see the last one's writes.
+        match std::fs::remove_file(&overlay) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err.into()),
+            _ => {}
+        }
         let base = spec.image.join("base.qcow2").canonicalize()?;
         let status = Command::new("qemu-img")
             .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
@@ -201,7 +223,7 @@ impl Vm {
 
     /// Waits until the guest's sshd answers with its banner. Each attempt has a
     /// short timeout: a connection made before sshd listens can hang.
-    pub async fn wait_for_ssh(&mut self, timeout: Duration) -> anyhow::Result<Duration> {
+    pub async fn wait_for_ssh(&mut self, timeout: Duration) -> Result<Duration, BootError> {
         let started = Instant::now();
         while started.elapsed() < timeout {
             if let Some(status) = self.child.try_wait()? {
@@ -209,21 +231,43 @@ impl Vm {
                 if let Some(mut err) = self.child.stderr.take() {
                     let _ = err.read_to_string(&mut stderr).await;
                 }
-                bail!(
-                    "QEMU exited before the guest was up ({status}): {}",
-                    stderr.trim()
-                );
+                return Err(BootError::Exited {
+                    status,
+                    stderr: stderr.trim().to_string(),
+                });
             }
             if banner(self.ssh_port).await {
                 return Ok(started.elapsed());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        bail!(
-            "the guest did not start sshd within {}s (console: {})",
-            timeout.as_secs(),
-            self.console_tail()
-        )
+        self.kill().await;
+        Err(BootError::TimedOut {
+            secs: timeout.as_secs(),
+            console: self.console_tail(),
+        })
+    }
+
+    /// Boots a guest and waits for its sshd, booting afresh (new overlay) when
+    /// QEMU exits early, up to `attempts` boots in all. `on_retry` hears why.
+    pub async fn boot_until_ready(
+        spec: VmSpec<'_>,
+        timeout: Duration,
+        attempts: u32,
+        mut on_retry: impl FnMut(&BootError, u32),
+    ) -> anyhow::Result<(Vm, Duration)> {
+        let mut attempt = 1;
+        loop {
+            let mut vm = Vm::boot(spec).await?;
+            match vm.wait_for_ssh(timeout).await {
+                Ok(booted) => return Ok((vm, booted)),
+                Err(err @ BootError::Exited { .. }) if attempt < attempts => {
+                    attempt += 1;
+                    on_retry(&err, attempt);
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
     }
 
     /// The last lines the guest printed on its console.
