@@ -383,14 +383,14 @@ async fn artifacts_and_logs(api: TestApi) {
     );
 
     // What a worker does: run the job, write logs as they grow, keep an artifact.
-    let setup_key = format!("jobs/{id}/logs/setup");
+    let setup_key = builds_domain::job::setup_log_key(id);
     api.backend
         .blobs
         .append_chunk(&setup_key, 0, Bytes::from_static(b"booting\n"))
         .await
         .unwrap();
     let artifact_bytes = Bytes::from(vec![7u8; 3000]);
-    let artifact_key = format!("jobs/{id}/artifacts/1/out.bin");
+    let artifact_key = builds_domain::job::artifact_key(id, 1, "out.bin");
     api.backend
         .blobs
         .put(&artifact_key, artifact_bytes.clone())

@@ -151,14 +151,22 @@ impl Job {
     }
 }
 
+// Blob keys start with what they hold (`logs/`, `artifacts/`) so that bucket
+// lifecycle rules and IAM policies can tell them apart by prefix.
+
 /// Blob key of a job's setup log.
 pub fn setup_log_key(job_id: JobId) -> String {
-    format!("jobs/{job_id}/logs/setup")
+    format!("logs/{job_id}/setup")
 }
 
 /// Blob key of one task's log.
 pub fn task_log_key(job_id: JobId, task: &str) -> String {
-    format!("jobs/{job_id}/logs/tasks/{task}")
+    format!("logs/{job_id}/tasks/{task}")
+}
+
+/// Blob key of an artifact (`name` already reduced to a safe file name).
+pub fn artifact_key(job_id: JobId, artifact_id: u64, name: &str) -> String {
+    format!("artifacts/{job_id}/{artifact_id}/{name}")
 }
 
 /// What the queue carries to workers: which job to run.

@@ -197,8 +197,8 @@ mod tests {
 
     #[test]
     fn blob_keys_cannot_escape() {
-        assert!(check_blob_key("jobs/1/logs/setup").is_ok());
-        assert!(check_blob_key("jobs/1/artifacts/1/out.tar.gz").is_ok());
+        assert!(check_blob_key("logs/1/setup").is_ok());
+        assert!(check_blob_key("artifacts/1/1/out.tar.gz").is_ok());
         for bad in [
             "", "/abs", "a//b", "a/../b", "..", "a/./b", "a b", "a/b/", "ü",
         ] {

@@ -7,7 +7,7 @@ use builds_domain::job::Job;
 pub use builds_domain::job::{setup_log_key, task_log_key};
 use builds_domain::status::{JobStatus, TaskStatus};
 
-/// The path the log endpoint serves for a blob key (`jobs/1/logs/…` → `/logs/1/…`).
+/// The path the log endpoint serves for a blob key (`logs/1/…` → `/logs/1/…`).
 pub fn log_path(job_id: u64, task: Option<&str>) -> String {
     match task {
         None => format!("/logs/{job_id}/setup"),

@@ -330,7 +330,7 @@ fn curl(url: &str, extra: &[&str]) -> (u16, Vec<u8>) {
 /// Whole and ranged reads, and a presigned URL that plain curl can fetch.
 pub async fn blobs_put_get_range_presign(f: Fixture) {
     let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
-    let key = "jobs/1/artifacts/1/out.bin";
+    let key = "artifacts/1/1/out.bin";
     f.blobs.put(key, Bytes::from(data.clone())).await.unwrap();
     let whole = f.blobs.get(key, None).await.unwrap().unwrap();
     assert_eq!(
@@ -380,7 +380,7 @@ pub async fn blobs_put_get_range_presign(f: Fixture) {
         .unwrap();
     assert!(past.bytes.is_empty());
     assert_eq!(past.total, 1000);
-    assert!(f.blobs.get("jobs/1/nothing", None).await.unwrap().is_none());
+    assert!(f.blobs.get("logs/1/nothing", None).await.unwrap().is_none());
     assert!(matches!(
         f.blobs.get("../etc/passwd", None).await,
         Err(StoreError::InvalidKey(_))
@@ -408,7 +408,7 @@ pub async fn blobs_put_get_range_presign(f: Fixture) {
 /// A reader following a growing log sees every byte in order while the writer
 /// appends, and the sealed object is the same bytes.
 pub async fn blobs_append_while_reading(f: Fixture) {
-    let key = "jobs/7/logs/build";
+    let key = "logs/7/build";
     let lines: Vec<String> = (0..40)
         .map(|i| format!("line {i}: {}\n", "x".repeat(i * 7)))
         .collect();

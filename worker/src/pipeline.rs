@@ -311,7 +311,7 @@ impl Pipeline<'_> {
             } else {
                 safe
             };
-            let key = format!("jobs/{}/artifacts/{id}/{safe}", self.job.id);
+            let key = builds_domain::job::artifact_key(self.job.id, id, &safe);
             self.blobs.put(&key, Bytes::from(bytes)).await?;
             let artifact = Artifact {
                 id,
