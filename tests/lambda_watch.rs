@@ -13,7 +13,7 @@
 use builds_domain::job::JobMessage;
 use builds_domain::token::{mint_token, Scope};
 use builds_domain::{JobStatus, NewJob};
-use builds_storage::{aws, Backend, UrlSigner};
+use builds_storage::{Backend, UrlSigner};
 use serde_json::{json, Value};
 use std::fs::File;
 use std::os::unix::process::CommandExt;
@@ -52,13 +52,10 @@ async fn function_binaries_answer_under_cargo_lambda_watch() {
     let started = Instant::now();
     let logs = tempfile::tempdir().expect("temp dir");
 
-    // Fresh resources, a token and a job, written through the store.
-    let config = aws::load_sdk_config().await;
-    let mut names = builds_tests::unique_aws_names();
-    let queue_url = aws::provision(&config, &names, 5)
-        .await
-        .expect("provision the emulator");
-    names.queue_url = Some(queue_url.clone());
+    // Fresh resources (a stack from the template), a token and a job,
+    // written through the store.
+    let names = builds_tests::Stack::deploy(&[]).await.names();
+    let queue_url = names.queue_url.clone().expect("the stack's queue URL");
     let key: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
         .iter()
         .flat_map(|id| id.into_bytes())

@@ -27,10 +27,56 @@ pub fn aws_endpoint() -> Option<String> {
     }
 }
 
-/// Names no other test uses, so tests can run in parallel against one emulator.
-pub fn unique_aws_names() -> AwsNames {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    AwsNames::with_prefix(&format!("t{}-", &id[..12]))
+/// The repository's root directory.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A stack deployed from `infra/template.yaml` into the emulator by
+/// `infra/local-up`, and the environment it printed for the AWS backend.
+pub struct Stack {
+    pub name: String,
+    pub env: std::collections::HashMap<String, String>,
+}
+
+impl Stack {
+    /// Deploys a stack no other test uses (its own name prefix), so tests can
+    /// run in parallel against one emulator. `args` go to `infra/local-up`.
+    pub async fn deploy(args: &[&str]) -> Stack {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("t{}", &id[..12]);
+        let prefix = format!("{name}-");
+        let output = tokio::process::Command::new(repo_root().join("infra/local-up"))
+            .args(["--stack", &name, "--prefix", &prefix])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .expect("run infra/local-up");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "infra/local-up failed ({}):\n{}\n{}",
+            output.status,
+            stdout,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let env = stdout
+            .lines()
+            .filter_map(|line| line.strip_prefix("export "))
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Stack { name, env }
+    }
+
+    /// The AWS backend's names for this stack's resources.
+    pub fn names(&self) -> AwsNames {
+        AwsNames::from_lookup(|key| self.env.get(key).cloned())
+    }
 }
 
 /// A fresh embedded backend in a temporary directory, with a local HTTP server
@@ -57,15 +103,14 @@ pub async fn embedded_fixture(max_receives: u32) -> (Fixture, tempfile::TempDir)
     (fixture, dir)
 }
 
-/// A fresh set of AWS resources in the emulator, or `None` when skipping.
+/// A fresh set of AWS resources in the emulator, made from the template by
+/// `infra/local-up`, or `None` when skipping.
 pub async fn aws_fixture(max_receives: u32) -> Option<Fixture> {
     aws_endpoint()?;
     let config = aws::load_sdk_config().await;
-    let mut names = unique_aws_names();
-    let queue_url = aws::provision(&config, &names, max_receives)
-        .await
-        .expect("provision the emulator");
-    names.queue_url = Some(queue_url.clone());
+    let stack = Stack::deploy(&["--max-receives", &max_receives.to_string()]).await;
+    let names = stack.names();
+    let queue_url = names.queue_url.clone().expect("the stack's queue URL");
     let sqs = aws_sdk_sqs_client(&config);
     let mut dead_names = names.clone();
     dead_names.queue_url = None;
@@ -153,12 +198,11 @@ impl TestApi {
         TestApi::serve(backend, listener, images, Some(dir)).await
     }
 
-    /// The API on fresh AWS resources in the emulator, or `None` when skipping.
+    /// The API on fresh AWS resources in the emulator (a stack deployed from
+    /// the template), or `None` when skipping.
     pub async fn aws(images: Option<Vec<String>>) -> Option<TestApi> {
         aws_endpoint()?;
-        let config = aws::load_sdk_config().await;
-        let mut names = unique_aws_names();
-        names.queue_url = Some(aws::provision(&config, &names, 5).await.expect("provision"));
+        let names = Stack::deploy(&[]).await.names();
         let backend =
             builds_storage::Backend::aws(&names, UrlSigner::new(b"api-test-key".to_vec()))
                 .await

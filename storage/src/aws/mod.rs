@@ -4,13 +4,11 @@
 
 mod dynamo_store;
 mod names;
-mod provision;
 mod s3_blobs;
 mod sqs_queue;
 
 pub use dynamo_store::DynamoJobStore;
 pub use names::AwsNames;
-pub use provision::provision;
 pub use s3_blobs::S3BlobStore;
 pub use sqs_queue::SqsJobQueue;
 
