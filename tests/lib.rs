@@ -213,6 +213,14 @@ impl TestApi {
         Some(TestApi::serve(backend, listener, images, None).await)
     }
 
+    /// The API on a backend the caller made.
+    pub async fn on_backend(backend: builds_storage::Backend) -> TestApi {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        TestApi::serve(backend, listener, None, None).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

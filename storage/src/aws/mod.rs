@@ -8,7 +8,7 @@ mod s3_blobs;
 mod sqs_queue;
 
 pub use dynamo_store::DynamoJobStore;
-pub use names::AwsNames;
+pub use names::{AwsNames, OWNER_INDEX};
 pub use s3_blobs::S3BlobStore;
 pub use sqs_queue::SqsJobQueue;
 
