@@ -71,6 +71,32 @@ fn error(status: StatusCode, reason: &str) -> Response {
     (status, axum::Json(ErrorEnvelope::reason(reason))).into_response()
 }
 
+impl RangeRequest {
+    /// The byte range to ask a blob store for: a suffix needs the size first,
+    /// so it reads everything and [`RangeRequest::cut`] takes the tail.
+    pub fn byte_range(range: Option<RangeRequest>) -> Option<ByteRange> {
+        match range {
+            Some(RangeRequest::From(r)) => Some(r),
+            Some(RangeRequest::Suffix(_)) | None => None,
+        }
+    }
+
+    /// Cuts what was read down to what `range` asked for.
+    pub fn cut(range: Option<RangeRequest>, read: BlobRead) -> BlobRead {
+        match range {
+            Some(RangeRequest::Suffix(n)) => {
+                let cut = read.bytes.len().saturating_sub(n as usize);
+                BlobRead {
+                    bytes: read.bytes.slice(cut..),
+                    start: cut as u64,
+                    total: read.total,
+                }
+            }
+            _ => read,
+        }
+    }
+}
+
 async fn serve_blob(
     State(blobs): State<DirBlobStore>,
     Path(key): Path<String>,
@@ -78,20 +104,13 @@ async fn serve_blob(
     headers: HeaderMap,
 ) -> Response {
     let range = parse_range(&headers);
-    let byte_range = match range {
-        Some(RangeRequest::From(r)) => Some(r),
-        // A suffix needs the size first: read it all, then cut.
-        Some(RangeRequest::Suffix(_)) | None => None,
-    };
+    let byte_range = RangeRequest::byte_range(range);
     match blobs.get_signed(&key, query.as_deref(), byte_range).await {
-        Ok(Some(mut read)) => {
-            if let Some(RangeRequest::Suffix(n)) = range {
-                let cut = read.bytes.len().saturating_sub(n as usize);
-                read.bytes = read.bytes.slice(cut..);
-                read.start = cut as u64;
-            }
-            blob_response(read, range.is_some(), "application/octet-stream")
-        }
+        Ok(Some(read)) => blob_response(
+            RangeRequest::cut(range, read),
+            range.is_some(),
+            "application/octet-stream",
+        ),
         Ok(None) => error(StatusCode::FORBIDDEN, "This link is invalid or has expired"),
         Err(err) => {
             tracing::error!(%err, "reading a blob failed");

@@ -36,10 +36,7 @@ async fn serve_log(
         Some(task) => task_log_key(job_id, task),
     };
     let range = parse_range(headers);
-    let byte_range = match range {
-        Some(RangeRequest::From(r)) => Some(r),
-        _ => None,
-    };
+    let byte_range = RangeRequest::byte_range(range);
     let read = match state.backend.blobs.get(&key, byte_range).await? {
         Some(read) => read,
         // Started but nothing written yet: an empty log, not an error.
@@ -50,18 +47,11 @@ async fn serve_log(
         },
         None => return Err(ApiError::not_found()),
     };
-    let read = match range {
-        Some(RangeRequest::Suffix(n)) => {
-            let cut = read.bytes.len().saturating_sub(n as usize);
-            BlobRead {
-                bytes: read.bytes.slice(cut..),
-                start: cut as u64,
-                total: read.total,
-            }
-        }
-        _ => read,
-    };
-    Ok(blob_response(read, range.is_some(), TEXT))
+    Ok(blob_response(
+        RangeRequest::cut(range, read),
+        range.is_some(),
+        TEXT,
+    ))
 }
 
 pub async fn setup_log(
