@@ -127,3 +127,36 @@ fn tokens_from_the_cli_work_against_the_served_api() {
     assert_eq!(String::from_utf8_lossy(&get(&token).stdout), "401");
     drop(server);
 }
+
+/// `builds … | head` ends quietly when the reader goes away, like other
+/// Unix tools: killed by SIGPIPE, never a panic.
+#[test]
+fn a_closed_pipe_ends_a_client_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    // More output than a pipe holds (64 KiB), so writes go on after the reader leaves.
+    for i in 0..4000 {
+        let file = dir.path().join(format!("m{i}.yml"));
+        std::fs::write(&file, "image: debian/bookworm\ntasks:\n  - build: make\n").unwrap();
+        files.push(file);
+    }
+    let mut child = builds()
+        .args(["manifest", "check"])
+        .args(&files)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.ends_with(": ok\n"), "{first}");
+    // The reader is gone now (dropped with the BufReader).
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    const SIGPIPE: i32 = 13;
+    assert_eq!(out.status.signal(), Some(SIGPIPE), "{:?}", out.status);
+}

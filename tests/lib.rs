@@ -7,6 +7,8 @@ use builds_storage::embedded::{Database, DirBlobStore, SqliteJobQueue, SqliteJob
 use builds_storage::UrlSigner;
 use std::sync::Arc;
 
+pub mod sinks;
+
 /// The AWS emulator's endpoint, or `None` (with the reason printed) when the
 /// tests should skip the AWS backend. Under `CI=true` the emulator is required.
 pub fn aws_endpoint() -> Option<String> {
@@ -144,6 +146,9 @@ pub struct TestApi {
     pub base: String,
     pub backend: builds_storage::Backend,
     pub http: reqwest::Client,
+    /// Signs webhooks of the workers `start_worker` starts; the API publishes
+    /// its public half at `GET /api/webhook-key`.
+    pub webhook_key: ed25519_dalek::SigningKey,
     /// alice: jobs:read + jobs:write
     pub alice: String,
     /// alice: jobs:read only
@@ -164,6 +169,8 @@ impl TestApi {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let mut config = builds_functions::ApiConfig::new(&base);
         config.images = images;
+        let webhook_key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+        config.webhook_public_key = Some(builds_worker::triggers::public_key_base64(&webhook_key));
         let app =
             builds_functions::api_router(builds_functions::AppState::new(backend.clone(), config));
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -179,6 +186,7 @@ impl TestApi {
         TestApi {
             base,
             backend,
+            webhook_key,
             http: reqwest::Client::new(),
             alice,
             alice_read_only,
@@ -318,6 +326,7 @@ impl TestApi {
         let mut config = builds_worker::WorkerConfig::new(images.to_path_buf(), work, &self.base);
         config.accel = builds_worker::config::AccelChoice::Tcg;
         config.memory_mb = 1024;
+        config.triggers.webhook_key = Some(self.webhook_key.clone());
         tune(&mut config);
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let worker = builds_worker::Worker::new(self.backend.clone(), config);

@@ -35,15 +35,21 @@ async fn two_concurrent_jobs_success_and_failure() {
     let Some(images) = test_images() else { return };
     let api = TestApi::embedded(None).await;
     let _worker = api.start_worker(&images, |c| c.concurrency = 2);
+    let hooks = builds_tests::sinks::WebhookSink::start(200).await;
     let good = api
         .submit(
-            r#"image: debian/bookworm
+            &format!(
+                r#"image: debian/bookworm
+triggers:
+  - action: webhook
+    url: {}
+    condition: success
 environment:
   GREETING: hello 'quoted' world
   NUMS: [a, b]
 tasks:
   - show: |
-      echo "greeting=$GREETING job=$JOB_ID ci=$CI_NAME nums=${NUMS[1]}"
+      echo "greeting=$GREETING job=$JOB_ID ci=$CI_NAME nums=${{NUMS[1]}}"
       for i in 1 2 3 4 5 6; do echo "tick $i"; sleep 1; done
       printf 'artifact-bytes\n' > ~/out.txt
   - finish: |
@@ -53,6 +59,8 @@ tasks:
 artifacts:
   - out.txt
 "#,
+                hooks.url
+            ),
             true,
         )
         .await;
@@ -126,6 +134,26 @@ artifacts:
         .await
         .unwrap();
     assert_eq!(&bytes[..], b"artifact-bytes\n");
+
+    // Its success trigger posted the final job resource, with working links.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while hooks.hooks().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no webhook");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let hook = &hooks.hooks()[0];
+    let payload: Value = serde_json::from_slice(&hook.body).unwrap();
+    assert_eq!(payload["id"], good);
+    assert_eq!(payload["status"], "success");
+    assert_eq!(payload["tasks"][1]["status"], "success");
+    let linked = api
+        .log_text(
+            payload["tasks"][0]["log"]
+                .as_str()
+                .expect("a task log link"),
+        )
+        .await;
+    assert!(linked.contains("tick 6"), "{linked}");
 
     let job = api
         .wait_for(bad, VM_JOB, "the failing job to end", terminal)

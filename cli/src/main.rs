@@ -7,6 +7,7 @@ mod manifest_check;
 mod run;
 mod serve;
 mod token;
+mod trigger_settings;
 mod worker;
 
 use clap::{Parser, Subcommand};
@@ -66,6 +67,14 @@ enum Command {
     Run(run::RunArgs),
     /// Run a worker process on its own (beside `builds serve --workers 0`).
     Worker(worker::WorkerArgs),
+    /// Print the webhook signing key of a data directory (made if missing) as
+    /// `BUILDS_WEBHOOK_KEY=…` and `BUILDS_WEBHOOK_PUBLIC_KEY=…` lines, for
+    /// deployments (the template's WebhookKey and WebhookPublicKey).
+    WebhookKey {
+        /// Where the key lives (`DATA_DIR/webhook.key`).
+        #[arg(long, default_value = "./.builds", env = "BUILDS_DATA_DIR")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -134,9 +143,26 @@ fn client_command(work: impl std::future::Future<Output = anyhow::Result<bool>>)
     }
 }
 
+/// Client commands print and exit: like other Unix tools they end quietly on
+/// a closed pipe (`builds list | head`) instead of panicking on EPIPE. The
+/// long-running commands keep Rust's default (SIGPIPE ignored), so a socket
+/// closed under the server is an error, not a death.
+fn die_quietly_on_closed_pipe() {
+    // SAFETY: setting a signal's disposition to its default touches no memory.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     use client::commands;
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Serve(_) | Command::Worker(_) | Command::Run(_)
+    ) {
+        die_quietly_on_closed_pipe();
+    }
     match cli.command {
         Command::Submit(args) => client_command(commands::submit(args)),
         Command::Show(args) => client_command(commands::show(args)),
@@ -156,6 +182,22 @@ fn main() -> ExitCode {
         Command::Serve(args) => {
             init_logging();
             block_on(serve::run(args))
+        }
+        Command::WebhookKey { data_dir } => {
+            match builds_worker::triggers::webhook_key_from_file(&data_dir.join("webhook.key")) {
+                Ok(key) => {
+                    println!("BUILDS_WEBHOOK_KEY={}", hex::encode(key.to_bytes()));
+                    println!(
+                        "BUILDS_WEBHOOK_PUBLIC_KEY={}",
+                        builds_worker::triggers::public_key_base64(&key)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("builds: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Token { command } => block_on(token::run(command)),
         Command::Image {

@@ -53,14 +53,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let origin = format!("http://{}", listener.local_addr()?);
     let backend = Backend::embedded(&args.data_dir, &origin)?;
+    let triggers = crate::trigger_settings::trigger_settings(&args.data_dir)?;
     let mut config = ApiConfig::new(&origin);
     config.images = Some(crate::serve::offered_images(&images)?);
+    config.webhook_public_key = triggers
+        .webhook_key
+        .as_ref()
+        .map(builds_worker::triggers::public_key_base64);
     let app = api_router(AppState::new(backend.clone(), config));
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let mut worker_config = WorkerConfig::new(images, args.data_dir.join("work"), &origin);
     worker_config.deadline = std::time::Duration::from_secs(args.deadline);
     worker_config.accel = builds_worker::config::accel_from_env()?;
+    worker_config.triggers = triggers;
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(Worker::new(backend.clone(), worker_config).run(shutdown));
 

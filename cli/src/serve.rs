@@ -32,7 +32,7 @@ pub struct ServeArgs {
     backend: BackendArgs,
 }
 
-/// Image names a directory of images offers: `DIR/<distro>/<release>/`.
+/// Image names a directory of images offers: each complete `DIR/<distro>/<release>/`.
 pub fn offered_images(dir: &Path) -> std::io::Result<Vec<String>> {
     let mut images = Vec::new();
     for distro in std::fs::read_dir(dir)? {
@@ -42,12 +42,14 @@ pub fn offered_images(dir: &Path) -> std::io::Result<Vec<String>> {
         }
         for release in std::fs::read_dir(distro.path())? {
             let release = release?;
-            if release.file_type()?.is_dir() {
-                images.push(format!(
-                    "{}/{}",
-                    distro.file_name().to_string_lossy(),
-                    release.file_name().to_string_lossy()
-                ));
+            let name = format!(
+                "{}/{}",
+                distro.file_name().to_string_lossy(),
+                release.file_name().to_string_lossy()
+            );
+            // A half-built (or failed) image is not offered.
+            if release.file_type()?.is_dir() && builds_worker::image::is_ready(dir, &name) {
+                images.push(name);
             }
         }
     }
@@ -74,6 +76,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .ok()
             .map(|list| parse_image_list(&list))
     };
+    let triggers = crate::trigger_settings::trigger_settings(&args.backend.data_dir)?;
+    config.webhook_public_key = triggers
+        .webhook_key
+        .as_ref()
+        .map(builds_worker::triggers::public_key_base64);
     let app = api_router(AppState::new(backend.clone(), config));
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
@@ -86,6 +93,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         worker_config.concurrency = args.workers;
         worker_config.deadline = std::time::Duration::from_secs(args.deadline);
         worker_config.accel = builds_worker::config::accel_from_env()?;
+        worker_config.triggers = triggers;
         let worker = builds_worker::Worker::new(backend, worker_config);
         workers.push(tokio::spawn(worker.run(shutdown)));
     }

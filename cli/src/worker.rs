@@ -38,6 +38,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     config.deadline = Duration::from_secs(args.deadline);
     config.lease = Duration::from_secs(args.lease.max(3));
     config.accel = builds_worker::config::accel_from_env()?;
+    config.triggers = crate::trigger_settings::trigger_settings(&args.backend.data_dir)?;
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;

@@ -67,6 +67,10 @@ pub struct Job {
     pub task_started: bool,
     /// Why the job ended as it did, when that is not obvious from the tasks.
     pub reason: Option<String>,
+    /// Set (with a compare-and-set write) by whoever fires the job's triggers,
+    /// so they fire once.
+    #[serde(default)]
+    pub triggered: bool,
     #[serde(with = "time::serde::timestamp")]
     pub created: OffsetDateTime,
     #[serde(with = "time::serde::timestamp")]
@@ -114,6 +118,7 @@ impl NewJob {
             lease: None,
             task_started: false,
             reason: None,
+            triggered: false,
             created: now,
             updated: now,
             version: 1,
@@ -162,6 +167,15 @@ pub fn setup_log_key(job_id: JobId) -> String {
 /// Blob key of one task's log.
 pub fn task_log_key(job_id: JobId, task: &str) -> String {
     format!("logs/{job_id}/tasks/{task}")
+}
+
+/// The path the log endpoint serves a job's setup log (`task` `None`) or a
+/// task's log at; links to it are signed.
+pub fn log_path(job_id: JobId, task: Option<&str>) -> String {
+    match task {
+        None => format!("/logs/{job_id}/setup"),
+        Some(task) => format!("/logs/{job_id}/tasks/{task}"),
+    }
 }
 
 /// Blob key of an artifact (`name` already reduced to a safe file name).

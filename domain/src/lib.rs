@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod ports;
 pub mod status;
 pub mod token;
+pub mod triggers;
 
 pub use job::{Artifact, Group, GroupId, Job, JobId, Lease, NewGroup, NewJob, TaskRecord};
 pub use status::{JobStatus, TaskStatus};

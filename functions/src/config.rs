@@ -16,6 +16,9 @@ pub struct ApiConfig {
     pub link_ttl: Duration,
     /// Largest request body accepted (`BUILDS_MAX_BODY` bytes, default 65536).
     pub max_body: usize,
+    /// The Ed25519 public key (base64) that verifies webhook payloads workers
+    /// sign (`BUILDS_WEBHOOK_PUBLIC_KEY`); published at `GET /api/webhook-key`.
+    pub webhook_public_key: Option<String>,
 }
 
 impl ApiConfig {
@@ -25,16 +28,19 @@ impl ApiConfig {
             images: None,
             link_ttl: Duration::from_secs(24 * 60 * 60),
             max_body: 64 * 1024,
+            webhook_public_key: None,
         }
     }
 
-    /// From `BUILDS_ORIGIN`, `BUILDS_IMAGES`, `BUILDS_LINK_TTL`, `BUILDS_MAX_BODY`.
+    /// From `BUILDS_ORIGIN`, `BUILDS_IMAGES`, `BUILDS_LINK_TTL`, `BUILDS_MAX_BODY`,
+    /// `BUILDS_WEBHOOK_PUBLIC_KEY`.
     pub fn from_env() -> anyhow::Result<Self> {
         let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let origin = get("BUILDS_ORIGIN")
             .ok_or_else(|| anyhow::anyhow!("BUILDS_ORIGIN must name the API's public URL"))?;
         let mut config = ApiConfig::new(&origin);
         config.images = get("BUILDS_IMAGES").map(|list| parse_image_list(&list));
+        config.webhook_public_key = get("BUILDS_WEBHOOK_PUBLIC_KEY");
         if let Some(ttl) = get("BUILDS_LINK_TTL") {
             config.link_ttl =
                 Duration::from_secs(ttl.parse().map_err(|_| {

@@ -2,7 +2,7 @@
 //! Lambda function mounts one.
 
 use crate::state::AppState;
-use crate::{error, groups, jobs, logs};
+use crate::{error, groups, jobs, logs, webhook_key};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 
@@ -22,10 +22,11 @@ pub enum Endpoint {
     CancelGroup,
     SetupLog,
     TaskLog,
+    WebhookKey,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 13] = [
+    pub const ALL: [Endpoint; 14] = [
         Endpoint::ListJobs,
         Endpoint::SubmitJob,
         Endpoint::GetJob,
@@ -39,6 +40,7 @@ impl Endpoint {
         Endpoint::CancelGroup,
         Endpoint::SetupLog,
         Endpoint::TaskLog,
+        Endpoint::WebhookKey,
     ];
 
     /// The route path, in axum's syntax.
@@ -56,6 +58,7 @@ impl Endpoint {
             Endpoint::CancelGroup => "/api/job-group/{id}/cancel",
             Endpoint::SetupLog => "/logs/{id}/setup",
             Endpoint::TaskLog => "/logs/{id}/tasks/{task}",
+            Endpoint::WebhookKey => "/api/webhook-key",
         }
     }
 
@@ -88,6 +91,7 @@ impl Endpoint {
             Endpoint::CancelGroup => "cancel-group",
             Endpoint::SetupLog => "setup-log",
             Endpoint::TaskLog => "task-log",
+            Endpoint::WebhookKey => "webhook-key",
         }
     }
 
@@ -106,6 +110,7 @@ impl Endpoint {
             Endpoint::CancelGroup => post(groups::cancel_group),
             Endpoint::SetupLog => get(logs::setup_log),
             Endpoint::TaskLog => get(logs::task_log),
+            Endpoint::WebhookKey => get(webhook_key::webhook_key),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod lambda;
 pub mod links;
 pub mod logs;
 pub mod state;
+pub mod webhook_key;
 
 pub use config::ApiConfig;
 pub use endpoints::{api_router, endpoint_router, Endpoint};

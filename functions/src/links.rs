@@ -4,16 +4,8 @@
 use crate::state::AppState;
 use builds_domain::api::LogLinks;
 use builds_domain::job::Job;
-pub use builds_domain::job::{setup_log_key, task_log_key};
+pub use builds_domain::job::{log_path, setup_log_key, task_log_key};
 use builds_domain::status::{JobStatus, TaskStatus};
-
-/// The path the log endpoint serves for a blob key (`logs/1/…` → `/logs/1/…`).
-pub fn log_path(job_id: u64, task: Option<&str>) -> String {
-    match task {
-        None => format!("/logs/{job_id}/setup"),
-        Some(task) => format!("/logs/{job_id}/tasks/{task}"),
-    }
-}
 
 /// Makes signed log links for job resources.
 pub struct SignedLogLinks<'a> {

@@ -37,6 +37,11 @@ pub struct WorkerConfig {
     pub worker_id: String,
     /// Public URL of the API, for `JOB_URL` (`BUILDS_ORIGIN`).
     pub origin: String,
+    /// Whether the log links in webhook payloads are signed with the backend's
+    /// key (the API must share it: `BUILDS_SIGNING_KEY`); without, they are null.
+    pub sign_log_links: bool,
+    /// Webhook key and SMTP server for triggers.
+    pub triggers: crate::triggers::TriggerSettings,
 }
 
 impl WorkerConfig {
@@ -53,6 +58,8 @@ impl WorkerConfig {
             max_receives: builds_storage::backend::DEFAULT_MAX_RECEIVES,
             worker_id: default_worker_id(),
             origin: origin.trim_end_matches('/').to_string(),
+            sign_log_links: true,
+            triggers: Default::default(),
         }
     }
 
@@ -86,6 +93,9 @@ impl WorkerConfig {
         if let Some(n) = num("BUILDS_GUEST_CPUS")? {
             config.cpus = n.max(1) as u32;
         }
+        config.triggers = crate::triggers::TriggerSettings::from_env()?;
+        // Log links in webhook payloads need the API's signing key.
+        config.sign_log_links = get("BUILDS_SIGNING_KEY").is_some();
         config.accel = accel_from_env()?;
         Ok(config)
     }

@@ -156,7 +156,16 @@ impl Worker {
             JobStatus::Running => {
                 // Lost during setup: nothing the user wrote ran yet, so run it again.
             }
-            _ => return self.delete(&delivery).await,
+            _ => {
+                // Ended without a worker (cancelled while queued): its
+                // triggers are still owed.
+                if job.status.is_terminal() && !job.triggered && has_triggers(&job) {
+                    let log = self.setup_log(job.id).await;
+                    self.fire_triggers_once(job.id, &log).await;
+                    log.finish().await;
+                }
+                return self.delete(&delivery).await;
+            }
         }
         let Some(job) = self.claim(job.id).await else {
             return self.delete(&delivery).await;
@@ -206,7 +215,6 @@ impl Worker {
     async fn give_up(&self, job: &Job, reason: &str) {
         let log = self.setup_log(job.id).await;
         log.line(&format!("[builds] {reason}"));
-        log.finish().await;
         let result = update_job(self.backend.store.as_ref(), job.id, |job| {
             if job.status.is_terminal() {
                 return Err(());
@@ -218,12 +226,71 @@ impl Worker {
             }
             job.set_status(JobStatus::Failed).map_err(|_| ())?;
             job.reason = Some(reason.to_string());
+            job.triggered = true;
             Ok(())
         })
         .await;
-        if let Err(UpdateError::Store(err)) = result {
-            tracing::warn!(job = job.id, %err, "marking a job failed did not work");
+        match result {
+            Ok(failed) => self.deliver_triggers(&failed, &log).await,
+            Err(UpdateError::Store(err)) => {
+                tracing::warn!(job = job.id, %err, "marking a job failed did not work");
+            }
+            Err(_) => {}
         }
+        log.finish().await;
+    }
+
+    /// Fires an ended job's triggers unless someone already has: the
+    /// `triggered` flag is claimed with a compare-and-set write first.
+    async fn fire_triggers_once(&self, job_id: u64, log: &LogShipper) {
+        let claimed = update_job(self.backend.store.as_ref(), job_id, |job| {
+            if job.triggered || !job.status.is_terminal() {
+                return Err(());
+            }
+            job.triggered = true;
+            Ok(())
+        })
+        .await;
+        match claimed {
+            Ok(job) => self.deliver_triggers(&job, log).await,
+            Err(UpdateError::Store(err)) => {
+                tracing::warn!(job_id, %err, "claiming a job's triggers failed");
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Sends the triggers of an ended job whose `triggered` flag this worker set.
+    async fn deliver_triggers(&self, job: &Job, log: &LogShipper) {
+        let Ok(manifest) = manifest::parse(&job.manifest) else {
+            return;
+        };
+        if manifest.triggers.is_empty() {
+            return;
+        }
+        let links = WorkerLogLinks {
+            signer: &self.backend.signer,
+            origin: &self.config.origin,
+            enabled: self.config.sign_log_links,
+        };
+        let resource = builds_domain::api::JobResource::new(job, &links);
+        let body = match serde_json::to_vec(&resource) {
+            Ok(body) => body,
+            Err(err) => {
+                tracing::error!(job = job.id, %err, "rendering the job resource failed");
+                return;
+            }
+        };
+        let job_url = format!("{}/api/jobs/{}", self.config.origin, job.id);
+        crate::triggers::deliver(
+            &self.config.triggers,
+            &manifest.triggers,
+            job,
+            &body,
+            &job_url,
+            log,
+        )
+        .await;
     }
 
     /// The setup log, continuing after whatever an earlier worker shipped.
@@ -273,6 +340,7 @@ impl Worker {
             ),
             Ending::Cancelled => {
                 log.line("[builds] the job was cancelled; the guest was stopped");
+                self.fire_triggers_once(job.id, &log).await;
                 log.finish().await;
                 return ending;
             }
@@ -286,7 +354,6 @@ impl Worker {
             log.line(&format!("[builds] {reason}"));
         }
         log.line(&format!("[builds] job {status}"));
-        log.finish().await;
         let result = update_job(self.backend.store.as_ref(), job.id, |job| {
             if job.status != JobStatus::Running {
                 return Err(());
@@ -298,12 +365,19 @@ impl Worker {
             }
             job.set_status(status).map_err(|_| ())?;
             job.reason = reason.clone();
+            // Whoever writes the final status owns the triggers.
+            job.triggered = true;
             Ok(())
         })
         .await;
-        if let Err(UpdateError::Store(err)) = result {
-            tracing::error!(job = job.id, %err, "writing the final status failed");
+        match result {
+            Ok(ended) => self.deliver_triggers(&ended, &log).await,
+            Err(UpdateError::Store(err)) => {
+                tracing::error!(job = job.id, %err, "writing the final status failed");
+            }
+            Err(_) => {}
         }
+        log.finish().await;
         tracing::info!(job = job.id, %status, "job finished");
         ending
     }
@@ -429,5 +503,50 @@ impl Worker {
         ssh.close().await;
         vm.kill().await;
         outcome
+    }
+}
+
+/// Whether a job's manifest has any trigger.
+fn has_triggers(job: &Job) -> bool {
+    manifest::parse(&job.manifest).is_ok_and(|m| !m.triggers.is_empty())
+}
+
+/// Signed log links for the job resource a webhook carries.
+struct WorkerLogLinks<'a> {
+    signer: &'a builds_storage::UrlSigner,
+    origin: &'a str,
+    enabled: bool,
+}
+
+/// How long the log links in a webhook payload work.
+const TRIGGER_LINK_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+impl WorkerLogLinks<'_> {
+    fn link(&self, path: &str) -> Option<String> {
+        if !self.enabled {
+            return None;
+        }
+        let expires = time::OffsetDateTime::now_utc() + TRIGGER_LINK_TTL;
+        Some(format!(
+            "{}{}?{}",
+            self.origin,
+            path,
+            self.signer.query(path, expires)
+        ))
+    }
+}
+
+impl builds_domain::api::LogLinks for WorkerLogLinks<'_> {
+    fn setup_log(&self, job: &Job) -> Option<String> {
+        self.link(&builds_domain::job::log_path(job.id, None))
+    }
+
+    fn task_log(&self, job: &Job, task: &str) -> Option<String> {
+        let started = job.tasks.iter().any(|t| {
+            t.name == task && !matches!(t.status, TaskStatus::Pending | TaskStatus::Skipped)
+        });
+        started
+            .then(|| self.link(&builds_domain::job::log_path(job.id, Some(task))))
+            .flatten()
     }
 }

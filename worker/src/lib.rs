@@ -14,6 +14,7 @@ pub mod log_shipper;
 pub mod pipeline;
 pub mod ports;
 pub mod ssh;
+pub mod triggers;
 pub mod vm;
 
 pub use config::WorkerConfig;
