@@ -1,5 +1,6 @@
-//! One SQLite connection shared by the store and the queue, used from async code
-//! through `spawn_blocking`.
+//! One SQLite file shared by the store and the queue: one writer connection
+//! used through `spawn_blocking`, and a few read connections (WAL lets them
+//! read beside the writer) that serve point reads.
 
 use builds_domain::ports::{StoreError, StoreResult};
 use rusqlite::Connection;
@@ -34,10 +35,14 @@ CREATE INDEX IF NOT EXISTS queue_visible ON queue_messages (queue, visible_at_ms
 CREATE UNIQUE INDEX IF NOT EXISTS queue_receipt ON queue_messages (receipt);
 ";
 
+/// Read connections: enough for the API's threads to read at once.
+const READERS: usize = 4;
+
 /// A SQLite database file, opened once and shared.
 #[derive(Clone)]
 pub struct Database {
     conn: Arc<Mutex<Connection>>,
+    readers: Arc<Vec<Mutex<Connection>>>,
 }
 
 impl Database {
@@ -53,9 +58,49 @@ impl Database {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(StoreError::backend)?;
         conn.execute_batch(SCHEMA).map_err(StoreError::backend)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            // Opened read-write (but used only to read): read-only WAL
+            // connections answer "database is locked" without waiting while
+            // the writer checkpoints.
+            let reader = Connection::open(path).map_err(StoreError::backend)?;
+            reader
+                .busy_timeout(std::time::Duration::from_secs(10))
+                .map_err(StoreError::backend)?;
+            readers.push(Mutex::new(reader));
+        }
         Ok(Database {
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(readers),
         })
+    }
+
+    /// Runs a short read (a lookup by key) on a free read connection, right
+    /// here: a point read takes microseconds, less than handing it to the
+    /// blocking pool. When every reader is busy, or SQLite answers that the
+    /// database is locked (a reader can meet the writer resetting the WAL),
+    /// the read goes to the writer connection instead.
+    pub async fn read<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> rusqlite::Result<T> + Send + Sync + 'static,
+    {
+        for reader in self.readers.iter() {
+            if let Ok(guard) = reader.try_lock() {
+                match work(&guard) {
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if matches!(
+                            e.code,
+                            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                        ) =>
+                    {
+                        break;
+                    }
+                    result => return result.map_err(sql_err),
+                }
+            }
+        }
+        self.run(move |conn| work(conn).map_err(sql_err)).await
     }
 
     /// Runs `work` on the connection off the async threads.

@@ -56,7 +56,9 @@ impl SqliteJobQueue {
         self.db
             .run(move |conn| {
                 let now = now_ms();
-                let tx = conn.transaction().map_err(sql_err)?;
+                let tx = conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(sql_err)?;
                 // As SQS does: a message already received max_receives times goes
                 // to the dead-letter queue instead of being delivered again.
                 tx.execute(

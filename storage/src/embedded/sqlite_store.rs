@@ -42,14 +42,14 @@ impl SqliteJobStore {
     async fn get_doc<T, K>(&self, sql: &'static str, key: K) -> StoreResult<Option<T>>
     where
         T: serde::de::DeserializeOwned,
-        K: rusqlite::ToSql + Send + 'static,
+        K: rusqlite::ToSql + Send + Sync + 'static,
     {
         let doc: Option<String> = self
             .db
-            .run(move |conn| {
-                conn.query_row(sql, params![key], |r| r.get(0))
+            .read(move |conn| {
+                conn.prepare_cached(sql)?
+                    .query_row(params![key], |r| r.get(0))
                     .optional()
-                    .map_err(sql_err)
             })
             .await?;
         doc.map(|d| serde_json::from_str(&d).map_err(json_err))
@@ -62,7 +62,9 @@ impl JobStore for SqliteJobStore {
     async fn create_job(&self, new: NewJob) -> StoreResult<Job> {
         self.db
             .run(move |conn| {
-                let tx = conn.transaction().map_err(sql_err)?;
+                let tx = conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(sql_err)?;
                 let next = next_id(&tx, "jobs")?;
                 let job = new.into_job(next as JobId, builds_domain::job::now());
                 let doc = serde_json::to_string(&job).map_err(json_err)?;
@@ -171,7 +173,9 @@ impl JobStore for SqliteJobStore {
     async fn create_group(&self, new: NewGroup) -> StoreResult<Group> {
         self.db
             .run(move |conn| {
-                let tx = conn.transaction().map_err(sql_err)?;
+                let tx = conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(sql_err)?;
                 let next = next_id(&tx, "groups")?;
                 let group = Group {
                     id: next as GroupId,
