@@ -308,6 +308,25 @@ pub fn build(images: &Path, name: &str) -> anyhow::Result<PathBuf> {
     let host_key = std::fs::read_to_string(root.join("etc/ssh/ssh_host_ed25519_key.pub"))
         .context("the guest has no ed25519 host key")?;
     let host_key: Vec<&str> = host_key.split_whitespace().take(2).collect();
+    // A small initramfs: only what mounts the root disk. Debian's default
+    // (MODULES=most, 35 MB) cost boot time under TCG (it is decompressed in
+    // the guest) and memory in QEMU (which holds the initrd for the guest).
+    write(
+        &root.join("etc/initramfs-tools/conf.d/builds.conf"),
+        "MODULES=list\n",
+        0o644,
+    )?;
+    write(
+        &root.join("etc/initramfs-tools/modules"),
+        "virtio_pci\nvirtio_blk\nvirtio_net\nvirtio_rng\next4\n",
+        0o644,
+    )?;
+    run(
+        "making a small initramfs",
+        Command::new("chroot")
+            .arg(&root)
+            .args(["update-initramfs", "-u", "-k", "all"]),
+    )?;
     run(
         "cleaning apt caches",
         Command::new("chroot").arg(&root).args(["apt-get", "clean"]),

@@ -21,7 +21,7 @@ impl Accel {
     fn qemu_args(self) -> &'static [&'static str] {
         match self {
             Accel::Kvm => &["-accel", "kvm", "-cpu", "host"],
-            Accel::Tcg => &["-accel", "tcg,thread=multi", "-cpu", "max"],
+            Accel::Tcg => &["-accel", "tcg,thread=multi,tb-size=64", "-cpu", "max"],
         }
     }
 
