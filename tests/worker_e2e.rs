@@ -40,9 +40,10 @@ async fn two_concurrent_jobs_success_and_failure() {
         .submit(
             &format!(
                 r#"image: debian/bookworm
+oauth: builds.sr.ht/JOBS:RO git.sr.ht/REPOSITORIES:RO
 triggers:
   - action: webhook
-    url: {}
+    url: {hook}
     condition: success
 environment:
   GREETING: hello 'quoted' world
@@ -52,6 +53,8 @@ tasks:
       echo "greeting=$GREETING job=$JOB_ID ci=$CI_NAME nums=${{NUMS[1]}}"
       for i in 1 2 3 4 5 6; do echo "tick $i"; sleep 1; done
       printf 'artifact-bytes\n' > ~/out.txt
+  - api: |
+      acurl -fsS http://10.0.2.2:{port}/api/jobs/$JOB_ID
   - finish: |
       complete-build
   - never: |
@@ -59,7 +62,8 @@ tasks:
 artifacts:
   - out.txt
 "#,
-                hooks.url
+                hook = hooks.url,
+                port = api.base.rsplit(':').next().unwrap_or_default(),
             ),
             true,
         )
@@ -98,7 +102,15 @@ artifacts:
         .wait_for(good, VM_JOB, "the good job to end", terminal)
         .await;
     assert_eq!(job["status"], "success", "{job}");
-    assert_eq!(statuses(&job), ["success", "success", "skipped"]);
+    assert_eq!(statuses(&job), ["success", "success", "success", "skipped"]);
+    // The oauth: job token let the task read its own job through the API
+    // (acurl), without the token showing in the log.
+    let api_log = api.log_text(job["tasks"][1]["log"].as_str().unwrap()).await;
+    assert!(
+        api_log.contains(&format!("\"id\":{good}")) && api_log.contains("\"owner\""),
+        "{api_log}"
+    );
+    assert!(!api_log.contains("--oauth2-bearer"), "{api_log}");
     let log = api.log_text(job["tasks"][0]["log"].as_str().unwrap()).await;
     assert!(
         log.contains(&format!(
@@ -108,11 +120,16 @@ artifacts:
     );
     assert!(log.contains("tick 6"));
     assert!(
-        job["tasks"][2]["log"].is_null(),
+        job["tasks"][3]["log"].is_null(),
         "a skipped task has no log"
     );
     let setup = api.log_text(job["setup_log"].as_str().unwrap()).await;
     assert!(setup.contains("guest up in"), "{setup}");
+    assert!(
+        setup.contains("oauth: a job token for jobs:read")
+            && setup.contains("not granted here (other services): git.sr.ht/REPOSITORIES:RO"),
+        "{setup}"
+    );
     assert!(
         setup.contains("TCG"),
         "the setup log names the accelerator: {setup}"

@@ -37,6 +37,32 @@ impl Scope {
         }
     }
 
+    /// The scopes a manifest's `oauth:` grants give a job token, and the grants
+    /// this service cannot give. Grants are separated by spaces, in the
+    /// sr.ht form `builds.sr.ht/JOBS:RO` (or `:RW`), or as our scope names
+    /// (`jobs:read`). Other services' grants (`git.sr.ht/…`) are not ours to give.
+    pub fn from_oauth_grants(grants: &str) -> (Vec<Scope>, Vec<String>) {
+        let mut scopes = Vec::new();
+        let mut refused = Vec::new();
+        for grant in grants.split_whitespace() {
+            let given: &[Scope] = match grant {
+                "builds.sr.ht/JOBS:RO" | "builds/JOBS:RO" | "jobs:read" => &[Scope::JobsRead],
+                "builds.sr.ht/JOBS:RW" | "builds/JOBS:RW" => &[Scope::JobsRead, Scope::JobsWrite],
+                "jobs:write" => &[Scope::JobsWrite],
+                _ => {
+                    refused.push(grant.to_string());
+                    &[]
+                }
+            };
+            for scope in given {
+                if !scopes.contains(scope) {
+                    scopes.push(*scope);
+                }
+            }
+        }
+        (scopes, refused)
+    }
+
     /// Parses a comma-separated list such as `jobs:read,jobs:write`.
     pub fn parse_list(text: &str) -> Result<Vec<Scope>, UnknownScope> {
         let mut scopes: Vec<Scope> = text
@@ -129,6 +155,17 @@ pub fn token_from_header(value: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oauth_grants_give_job_scopes_only() {
+        let (scopes, refused) =
+            Scope::from_oauth_grants("builds.sr.ht/JOBS:RW git.sr.ht/REPOSITORIES:RO jobs:read");
+        assert_eq!(scopes, [Scope::JobsRead, Scope::JobsWrite]);
+        assert_eq!(refused, ["git.sr.ht/REPOSITORIES:RO"]);
+        let (scopes, refused) = Scope::from_oauth_grants("builds.sr.ht/JOBS:RO");
+        assert_eq!((scopes, refused.len()), (vec![Scope::JobsRead], 0));
+        assert_eq!(Scope::from_oauth_grants("  ").0, []);
+    }
 
     #[test]
     fn scopes_parse_from_a_comma_list() {

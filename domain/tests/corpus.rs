@@ -204,6 +204,7 @@ fn corpus_buildenv_sources_in_bash() {
         job_id: 1,
         job_url: "https://builds.example.com/~u/job/1".into(),
         ci_name: "builds".into(),
+        oauth_token: None,
     };
     let mut failures = Vec::new();
     for path in corpus_files() {

@@ -498,6 +498,7 @@ impl Worker {
             blobs: Arc::clone(&self.backend.blobs),
             setup_log: log,
             origin: &self.config.origin,
+            token_lifetime: self.config.deadline,
         };
         let outcome = pipeline.run().await;
         ssh.close().await;

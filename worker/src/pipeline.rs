@@ -33,6 +33,8 @@ pub struct Pipeline<'a> {
     pub blobs: Arc<dyn BlobStore>,
     pub setup_log: &'a LogShipper,
     pub origin: &'a str,
+    /// How long a job token (`oauth:`) lives: the job's deadline.
+    pub token_lifetime: std::time::Duration,
 }
 
 /// The job stopped being ours (cancelled, or finished elsewhere).
@@ -93,11 +95,50 @@ impl Pipeline<'_> {
         Ok(outcome)
     }
 
+    /// Mints the job token the manifest's `oauth:` grants ask for: the job
+    /// owner's, limited to those grants, expiring at the job's deadline.
+    async fn job_token(&self) -> anyhow::Result<Option<String>> {
+        let Some(grants) = self
+            .manifest
+            .oauth
+            .as_deref()
+            .filter(|g| !g.trim().is_empty())
+        else {
+            return Ok(None);
+        };
+        let (scopes, refused) = builds_domain::token::Scope::from_oauth_grants(grants);
+        if !refused.is_empty() {
+            self.setup_log.line(&format!(
+                "[builds] oauth: not granted here (other services): {}",
+                refused.join(" ")
+            ));
+        }
+        if scopes.is_empty() {
+            return Ok(None);
+        }
+        let now = builds_domain::job::now();
+        let lifetime = time::Duration::try_from(self.token_lifetime)?;
+        let (token, record) = builds_domain::token::mint_token(
+            &self.job.owner,
+            scopes.clone(),
+            Some(now + lifetime),
+            now,
+        );
+        self.store.put_token(&record).await?;
+        let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+        self.setup_log.line(&format!(
+            "[builds] oauth: a job token for {} in OAUTH2_TOKEN, until the deadline",
+            names.join(", ")
+        ));
+        Ok(Some(token))
+    }
+
     async fn setup(&self) -> anyhow::Result<()> {
         let context = BuildContext {
             job_id: self.job.id,
             job_url: format!("{}/api/jobs/{}", self.origin, self.job.id),
             ci_name: "builds".to_string(),
+            oauth_token: self.job_token().await?,
         };
         self.setup_log
             .line("[builds] writing ~/.buildenv and the task scripts");

@@ -13,6 +13,9 @@ pub struct BuildContext {
     pub job_url: String,
     /// `builds`.
     pub ci_name: String,
+    /// The job token minted for the manifest's `oauth:` grants, exported as
+    /// `OAUTH2_TOKEN` (what `acurl` sends).
+    pub oauth_token: Option<String>,
 }
 
 /// The content of `~/.buildenv`, a bash file sourced by every task.
@@ -38,6 +41,9 @@ pub fn render_buildenv(env: &BTreeMap<String, EnvValue>, ctx: &BuildContext) -> 
     out.push_str(&format!("export CI_NAME={}\n", quote(&ctx.ci_name)));
     out.push_str(&format!("export JOB_ID={}\n", ctx.job_id));
     out.push_str(&format!("export JOB_URL={}\n", quote(&ctx.job_url)));
+    if let Some(token) = &ctx.oauth_token {
+        out.push_str(&format!("export OAUTH2_TOKEN={}\n", quote(token)));
+    }
     for (name, value) in env {
         if !is_shell_identifier(name) {
             continue;
@@ -164,7 +170,17 @@ mod tests {
             job_id: 42,
             job_url: "https://builds.example.com/~alice/job/42".into(),
             ci_name: "builds".into(),
+            oauth_token: None,
         }
+    }
+
+    #[test]
+    fn a_job_token_is_exported_quoted() {
+        let mut ctx = ctx();
+        assert!(!render_buildenv(&BTreeMap::new(), &ctx).contains("OAUTH2_TOKEN"));
+        ctx.oauth_token = Some("tok'en".into());
+        let env = render_buildenv(&BTreeMap::new(), &ctx);
+        assert!(env.contains("export OAUTH2_TOKEN='tok'\\''en'\n"), "{env}");
     }
 
     /// Write `.buildenv` into a fresh HOME and run `bash -c command` there.

@@ -914,6 +914,7 @@ fn parsed_environment_renders_and_runs() {
         job_id: 7,
         job_url: "https://example/job/7".into(),
         ci_name: "builds".into(),
+        oauth_token: None,
     };
     let env = render_buildenv(&m.environment, &ctx);
     let out = std::process::Command::new("bash")
