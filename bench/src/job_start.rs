@@ -7,18 +7,17 @@ use anyhow::Context;
 use builds_worker::config::accel_from_env;
 use builds_worker::image;
 use builds_worker::ssh::{control_dir, Ssh};
-use builds_worker::vm::{choose_accel, Vm, VmSpec};
+use builds_worker::vm::{choose_accel, Accel, Vm, VmSpec};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const MANIFEST: &str = "image: debian/bookworm\ntasks:\n  - first: echo first-byte\n";
 const LIMIT: Duration = Duration::from_secs(300);
 
-/// Boots the image bare and runs `true` over SSH; seconds from start.
-async fn bare_boot(images: &Path) -> anyhow::Result<f64> {
+/// Boots the image bare under `accel` and runs `true` over SSH; seconds from start.
+async fn bare_boot(images: &Path, accel: Accel) -> anyhow::Result<f64> {
     let image_dir = image::image_dir(images, "debian/bookworm");
     let key = image::ensure_worker_key(images)?;
-    let accel = choose_accel(accel_from_env()?, &image_dir).await;
     let scratch = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -104,7 +103,7 @@ pub async fn run(images: &Path, runs: usize) -> anyhow::Result<()> {
     );
     let mut bare = Vec::new();
     for i in 0..runs {
-        let seconds = bare_boot(images).await.context("bare boot")?;
+        let seconds = bare_boot(images, accel).await.context("bare boot")?;
         println!("  bare boot {}: {seconds:.2} s", i + 1);
         bare.push(seconds);
     }

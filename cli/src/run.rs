@@ -56,10 +56,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let triggers = crate::trigger_settings::trigger_settings(&args.data_dir)?;
     let mut config = ApiConfig::new(&origin);
     config.images = Some(crate::serve::offered_images(&images)?);
-    config.webhook_public_key = triggers
-        .webhook_key
-        .as_ref()
-        .map(builds_worker::triggers::public_key_base64);
+    config.webhook_public_key = triggers.public_key();
     let app = api_router(AppState::new(backend.clone(), config));
     tokio::spawn(async move { axum::serve(listener, app).await });
 

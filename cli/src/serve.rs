@@ -77,10 +77,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .map(|list| parse_image_list(&list))
     };
     let triggers = crate::trigger_settings::trigger_settings(&args.backend.data_dir)?;
-    config.webhook_public_key = triggers
-        .webhook_key
-        .as_ref()
-        .map(builds_worker::triggers::public_key_base64);
+    config.webhook_public_key = triggers.public_key();
     let app = api_router(AppState::new(backend.clone(), config));
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();

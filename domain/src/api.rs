@@ -69,6 +69,20 @@ pub trait LogLinks {
     fn task_log(&self, job: &Job, task: &str) -> Option<String>;
 }
 
+/// No log links: for job resources rendered where the links could not be
+/// signed.
+pub struct WithoutLogLinks;
+
+impl LogLinks for WithoutLogLinks {
+    fn setup_log(&self, _: &Job) -> Option<String> {
+        None
+    }
+
+    fn task_log(&self, _: &Job, _: &str) -> Option<String> {
+        None
+    }
+}
+
 impl JobResource {
     pub fn new(job: &Job, links: &dyn LogLinks) -> Self {
         JobResource {

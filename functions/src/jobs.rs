@@ -3,7 +3,7 @@
 use crate::auth::{authorize, Caller};
 use crate::body::{json_object, Fields};
 use crate::error::{ApiError, ApiResult};
-use crate::links::SignedLogLinks;
+use crate::links::signed_log_links;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -58,7 +58,7 @@ pub async fn owned_job(state: &AppState, caller: &Caller, id: JobId) -> ApiResul
 }
 
 pub fn job_resource(state: &AppState, job: &Job) -> JobResource {
-    JobResource::new(job, &SignedLogLinks { state })
+    JobResource::new(job, &signed_log_links(state))
 }
 
 pub async fn list_jobs(

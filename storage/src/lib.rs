@@ -15,4 +15,4 @@ pub mod embedded;
 pub mod signing;
 
 pub use backend::{Backend, BackendKind};
-pub use signing::UrlSigner;
+pub use signing::{SignedLogLinks, UrlSigner};

@@ -1,12 +1,56 @@
 //! Signed, expiring URLs for things served without an `Authorization` header
 //! (logs, embedded blobs): HMAC-SHA256 over the path and the expiry time.
 
+use builds_domain::api::LogLinks;
+use builds_domain::job::{log_path, Job};
+use builds_domain::status::{JobStatus, TaskStatus};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::path::Path;
 use time::OffsetDateTime;
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// Signed, expiring links to a job's logs (served by the log endpoint at
+/// [`log_path`]) for job resources: the API's responses and the worker's
+/// webhook payloads alike. A log gets a link once it can have content: the
+/// setup log when the job has started, a task's log when the task has.
+pub struct SignedLogLinks<'a> {
+    pub signer: &'a UrlSigner,
+    /// Scheme, host and port the links start with.
+    pub origin: &'a str,
+    /// How long the links work.
+    pub ttl: std::time::Duration,
+}
+
+impl SignedLogLinks<'_> {
+    fn link(&self, path: &str) -> String {
+        let expires = OffsetDateTime::now_utc() + self.ttl;
+        format!(
+            "{}{}?{}",
+            self.origin,
+            path,
+            self.signer.query(path, expires)
+        )
+    }
+}
+
+impl LogLinks for SignedLogLinks<'_> {
+    fn setup_log(&self, job: &Job) -> Option<String> {
+        let started = !matches!(job.status, JobStatus::Pending | JobStatus::Queued)
+            && (job.runner.is_some() || job.status == JobStatus::Running);
+        started.then(|| self.link(&log_path(job.id, None)))
+    }
+
+    fn task_log(&self, job: &Job, task: &str) -> Option<String> {
+        let started = job
+            .tasks
+            .iter()
+            .find(|t| t.name == task)
+            .is_some_and(|t| !matches!(t.status, TaskStatus::Pending | TaskStatus::Skipped));
+        started.then(|| self.link(&log_path(job.id, Some(task))))
+    }
+}
 
 /// Signs and checks `?expires=…&signature=…` query strings.
 #[derive(Clone)]

@@ -12,6 +12,7 @@ use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::PortPool;
 use crate::ssh::Ssh;
 use crate::vm::{choose_accel, Accel, Vm, VmSpec};
+use builds_domain::api::{JobResource, WithoutLogLinks};
 use builds_domain::job::{setup_log_key, Job, JobMessage, Lease};
 use builds_domain::manifest;
 use builds_domain::ports::{update_job, ByteRange, Delivery, UpdateError};
@@ -268,12 +269,16 @@ impl Worker {
         if manifest.triggers.is_empty() {
             return;
         }
-        let links = WorkerLogLinks {
-            signer: &self.backend.signer,
-            origin: &self.config.origin,
-            enabled: self.config.sign_log_links,
+        let resource = if self.config.sign_log_links {
+            let links = builds_storage::SignedLogLinks {
+                signer: &self.backend.signer,
+                origin: &self.config.origin,
+                ttl: TRIGGER_LINK_TTL,
+            };
+            JobResource::new(job, &links)
+        } else {
+            JobResource::new(job, &WithoutLogLinks)
         };
-        let resource = builds_domain::api::JobResource::new(job, &links);
         let body = match serde_json::to_vec(&resource) {
             Ok(body) => body,
             Err(err) => {
@@ -512,42 +517,5 @@ fn has_triggers(job: &Job) -> bool {
     manifest::parse(&job.manifest).is_ok_and(|m| !m.triggers.is_empty())
 }
 
-/// Signed log links for the job resource a webhook carries.
-struct WorkerLogLinks<'a> {
-    signer: &'a builds_storage::UrlSigner,
-    origin: &'a str,
-    enabled: bool,
-}
-
 /// How long the log links in a webhook payload work.
 const TRIGGER_LINK_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-
-impl WorkerLogLinks<'_> {
-    fn link(&self, path: &str) -> Option<String> {
-        if !self.enabled {
-            return None;
-        }
-        let expires = time::OffsetDateTime::now_utc() + TRIGGER_LINK_TTL;
-        Some(format!(
-            "{}{}?{}",
-            self.origin,
-            path,
-            self.signer.query(path, expires)
-        ))
-    }
-}
-
-impl builds_domain::api::LogLinks for WorkerLogLinks<'_> {
-    fn setup_log(&self, job: &Job) -> Option<String> {
-        self.link(&builds_domain::job::log_path(job.id, None))
-    }
-
-    fn task_log(&self, job: &Job, task: &str) -> Option<String> {
-        let started = job.tasks.iter().any(|t| {
-            t.name == task && !matches!(t.status, TaskStatus::Pending | TaskStatus::Skipped)
-        });
-        started
-            .then(|| self.link(&builds_domain::job::log_path(job.id, Some(task))))
-            .flatten()
-    }
-}

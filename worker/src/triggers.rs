@@ -48,6 +48,11 @@ impl std::fmt::Debug for TriggerSettings {
 }
 
 impl TriggerSettings {
+    /// The public half of the webhook key (base64), as the API publishes it.
+    pub fn public_key(&self) -> Option<String> {
+        self.webhook_key.as_ref().map(public_key_base64)
+    }
+
     /// From `BUILDS_WEBHOOK_KEY` (hex Ed25519 seed, 32 bytes), `BUILDS_SMTP_URL`
     /// and `BUILDS_SMTP_FROM`.
     pub fn from_env() -> anyhow::Result<Self> {
