@@ -565,6 +565,189 @@ async fn job_groups(api: TestApi) {
     assert_eq!(group["jobs"][0]["status"], "queued");
 }
 
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+const SSH_KEY: &[u8] = b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUtest-material\n-----END OPENSSH PRIVATE KEY-----\n";
+
+/// `/api/secrets`: scopes, validation, what a listing shows (never the
+/// secret), ownership, deletion, pagination, and sealing at rest.
+async fn secrets(api: TestApi) {
+    use builds_domain::token::Scope;
+    let writer = api
+        .mint("alice", vec![Scope::SecretsRead, Scope::SecretsWrite])
+        .await;
+    let reader = api.mint("alice", vec![Scope::SecretsRead]).await;
+    let bob = api
+        .mint("bob", vec![Scope::SecretsRead, Scope::SecretsWrite])
+        .await;
+    let key_body = json!({"secret_type": "ssh_key", "name": "deploy", "secret": b64(SSH_KEY)});
+
+    // Scopes: jobs tokens cannot touch secrets; a reader cannot add.
+    let (status, body) = api.post("/api/secrets", &api.alice, key_body.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(reasons(&body)[0].1.contains("secrets:write"), "{body}");
+    let (status, _) = api.post("/api/secrets", &reader, key_body.clone()).await;
+    assert_eq!(status, 403);
+    let (status, body) = api.get("/api/secrets", &api.alice).await;
+    assert_eq!(status, 403);
+    assert!(reasons(&body)[0].1.contains("secrets:read"), "{body}");
+
+    let key = api.add_secret(&writer, key_body.clone()).await;
+    let id = key["id"].as_str().expect("id").to_string();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{key}");
+    assert_eq!(key["secret_type"], "ssh_key");
+    assert_eq!(key["name"], "deploy");
+    assert!(
+        key.get("secret").is_none() && key.get("sealed").is_none(),
+        "{key}"
+    );
+    let file = api
+        .add_secret(
+            &writer,
+            json!({"secret_type": "file", "secret": b64(b"token=s3cr3t-value\n"),
+                   "path": "~/.config/app/token", "mode": "640"}),
+        )
+        .await;
+    assert_eq!(file["mode"], "640");
+    assert_eq!(file["path"], "~/.config/app/token");
+    assert_eq!(file["name"], Value::Null);
+
+    // Every problem at once, against its field; nothing stored.
+    let (status, body) = api.post("/api/secrets", &writer, key_body.clone()).await;
+    assert_eq!(status, 400);
+    assert!(
+        has_field(&body, "name"),
+        "a second secret named deploy: {body}"
+    );
+    for (request, fields) in [
+        (
+            json!({"secret_type": "password", "secret": b64(b"x")}),
+            vec!["secret_type"],
+        ),
+        (
+            json!({"secret_type": "file", "secret": "%%%", "path": "~/x"}),
+            vec!["secret"],
+        ),
+        (
+            json!({"secret_type": "file", "secret": b64(b"x")}),
+            vec!["path"],
+        ),
+        (
+            json!({"secret_type": "file", "secret": b64(b"x"), "path": "rel", "mode": "999"}),
+            vec!["mode", "path"],
+        ),
+        (
+            json!({"secret_type": "ssh_key", "secret": b64(b"not a key"), "path": "~/x"}),
+            vec!["secret", "path"],
+        ),
+        (
+            json!({"secret_type": "pgp_key", "secret": b64(SSH_KEY), "name": "a b"}),
+            vec!["name", "secret"],
+        ),
+        (json!({"secret": b64(b"x")}), vec!["secret_type"]),
+    ] {
+        let (status, body) = api.post("/api/secrets", &writer, request.clone()).await;
+        assert_eq!(status, 400, "{request}: {body}");
+        for field in fields {
+            assert!(has_field(&body, field), "{request}: no {field} in {body}");
+        }
+    }
+    let (status, body) = api
+        .send(
+            api.request(Method::POST, "/api/secrets", &writer)
+                .header("content-type", "application/json")
+                .body("{not json"),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+
+    // The listing: newest first, the caller's only, never the secret.
+    let (status, list) = api.get("/api/secrets", &reader).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["total"], 2);
+    assert_eq!(list["results"][0]["id"], file["id"]);
+    assert_eq!(list["results"][1]["id"], key["id"]);
+    let text = list.to_string();
+    for needle in ["test-material", "s3cr3t", &b64(SSH_KEY)[..20], "sealed"] {
+        assert!(!text.contains(needle), "the listing shows {needle}: {text}");
+    }
+    let (_, bobs) = api.get("/api/secrets", &bob).await;
+    assert_eq!(bobs["total"], 0);
+
+    // At rest the bytes are sealed, bound to their owner and id.
+    let stored = api.backend.store.list_secrets("alice").await.unwrap();
+    let record = stored.iter().find(|s| s.id == id).expect("stored");
+    assert!(!record
+        .sealed
+        .windows(b"test-material".len())
+        .any(|w| w == b"test-material"));
+    let opened = api
+        .backend
+        .sealer
+        .open(&record.context(), &record.sealed)
+        .await
+        .unwrap();
+    assert_eq!(opened, SSH_KEY);
+    assert!(api
+        .backend
+        .sealer
+        .open(&format!("bob/{id}"), &record.sealed)
+        .await
+        .is_err());
+
+    // Deleting: owner only, once; anything else is a 404.
+    let path = format!("/api/secrets/{id}");
+    let (status, _) = api.send(api.request(Method::DELETE, &path, &bob)).await;
+    assert_eq!(status, 404);
+    let (status, _) = api.send(api.request(Method::DELETE, &path, &reader)).await;
+    assert_eq!(status, 403);
+    let (status, _) = api.send(api.request(Method::DELETE, &path, &writer)).await;
+    assert_eq!(status, 204);
+    let (status, body) = api.send(api.request(Method::DELETE, &path, &writer)).await;
+    assert_eq!(
+        (status, body),
+        (404, json!({"errors": [{"reason": "404 not found"}]}))
+    );
+    let (status, _) = api
+        .send(api.request(Method::DELETE, "/api/secrets/not-a-uuid", &writer))
+        .await;
+    assert_eq!(status, 404);
+    // The name is free again.
+    api.add_secret(&writer, key_body).await;
+
+    // Pagination, sr.ht style: 50 a page, `next` is the id to start from.
+    for i in 0..50 {
+        api.add_secret(
+            &bob,
+            json!({"secret_type": "file", "secret": b64(format!("{i}").as_bytes()),
+                   "path": format!("~/f{i}"), "name": format!("f{i}")}),
+        )
+        .await;
+    }
+    let (_, first) = api.get("/api/secrets", &bob).await;
+    assert_eq!(first["total"], 50);
+    assert_eq!(first["results"].as_array().unwrap().len(), 50);
+    assert_eq!(first["next"], Value::Null);
+    api.add_secret(
+        &bob,
+        json!({"secret_type": "file", "secret": b64(b"last"), "path": "~/last"}),
+    )
+    .await;
+    let (_, first) = api.get("/api/secrets", &bob).await;
+    assert_eq!(first["results_per_page"], 50);
+    let next = first["next"].as_str().expect("a next page").to_string();
+    let (_, second) = api.get(&format!("/api/secrets?start={next}"), &bob).await;
+    assert_eq!(second["results"].as_array().unwrap().len(), 1);
+    assert_eq!(second["results"][0]["name"], "f0", "the oldest comes last");
+    assert_eq!(second["next"], Value::Null);
+    let (status, body) = api.get("/api/secrets?start=nope", &bob).await;
+    assert_eq!(status, 400);
+    assert!(has_field(&body, "start"), "{body}");
+}
+
 macro_rules! api_tests {
     ($($test:ident),* $(,)?) => {
         mod embedded {
@@ -601,4 +784,5 @@ api_tests!(
     pagination,
     artifacts_and_logs,
     job_groups,
+    secrets,
 );

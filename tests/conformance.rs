@@ -43,4 +43,6 @@ conformance!(
     queue_dead_letter,
     blobs_put_get_range_presign,
     blobs_append_while_reading,
+    secrets_crud,
+    sealer_round_trip,
 );

@@ -200,10 +200,40 @@ fn each_function_role_grants_only_what_its_endpoint_does() {
                 ) && !action.starts_with("iam:"),
                 "{name} may {action}"
             );
+            // Deleting a secret is the one delete an endpoint makes.
             assert!(
-                !action.starts_with("dynamodb:Delete") && action != "s3:DeleteObject",
+                !(action.starts_with("dynamodb:Delete") && name != "delete-secret")
+                    && action != "s3:DeleteObject",
                 "no endpoint deletes records or blobs ({name}: {action})"
             );
+        }
+        // Secrets: only add-secret seals (asks KMS for data keys), and no
+        // endpoint can open one: only the worker has kms:Decrypt.
+        for grant in &grants {
+            let kms: Vec<_> = grant
+                .actions
+                .iter()
+                .filter(|a| a.starts_with("kms:"))
+                .collect();
+            if !kms.is_empty() {
+                assert_eq!(name, "add-secret", "{name} uses KMS");
+                assert_eq!(grant.actions, ["kms:GenerateDataKey"], "{name}: KMS");
+                assert_eq!(grant.resources, ["SecretsKey"], "{name}: KMS");
+            }
+            if grant.resources.iter().any(|r| r == "SecretsTable") {
+                assert!(
+                    name.ends_with("-secret") || name.ends_with("-secrets"),
+                    "{name} reads secrets"
+                );
+                let expected: &[&str] = match name.as_str() {
+                    "delete-secret" => &["dynamodb:DeleteItem"],
+                    "add-secret" if grant.actions.iter().any(|a| a == "dynamodb:PutItem") => {
+                        &["dynamodb:PutItem"]
+                    }
+                    _ => &["dynamodb:Query"],
+                };
+                assert_eq!(grant.actions, expected, "{name}: secrets");
+            }
         }
         // The log endpoints are reached by signed links and the webhook key
         // is public: those read no tokens; every other endpoint checks them.
@@ -256,6 +286,8 @@ fn the_worker_role_takes_jobs_and_writes_results_only() {
         "sqs:DeleteMessage",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
+        "dynamodb:Query",
+        "kms:Decrypt",
         "s3:GetObject",
         "s3:PutObject",
         "s3:DeleteObject",
@@ -269,13 +301,7 @@ fn the_worker_role_takes_jobs_and_writes_results_only() {
     for grant in &grants {
         for resource in &grant.resources {
             assert!(
-                ![
-                    "TokensTable",
-                    "GroupsTable",
-                    "CountersTable",
-                    "DeadLetterQueue"
-                ]
-                .contains(&resource.as_str()),
+                !["GroupsTable", "CountersTable", "DeadLetterQueue"].contains(&resource.as_str()),
                 "the worker reaches {resource}"
             );
             assert_ne!(resource, "*", "the worker on every resource");
@@ -283,8 +309,20 @@ fn the_worker_role_takes_jobs_and_writes_results_only() {
         if grant.actions.iter().any(|a| a.starts_with("sqs:")) {
             assert_eq!(grant.resources, ["JobQueue"]);
         }
+        // Jobs it records; secrets it only finds (and opens with KMS); job
+        // tokens it only mints: it can neither read nor delete a token.
         if grant.actions.iter().any(|a| a.starts_with("dynamodb:")) {
-            assert_eq!(grant.resources, ["JobsTable"]);
+            let expected: &[&str] = match grant.resources.as_slice() {
+                [r] if r == "JobsTable" => &["dynamodb:GetItem", "dynamodb:PutItem"],
+                [r] if r == "SecretsTable" => &["dynamodb:Query"],
+                [r] if r == "TokensTable" => &["dynamodb:PutItem"],
+                other => panic!("the worker reaches {other:?}"),
+            };
+            assert_eq!(grant.actions, expected, "{:?}", grant.resources);
+        }
+        if grant.actions.iter().any(|a| a.starts_with("kms:")) {
+            assert_eq!(grant.actions, ["kms:Decrypt"]);
+            assert_eq!(grant.resources, ["SecretsKey"]);
         }
         if grant
             .actions
@@ -305,7 +343,13 @@ fn the_worker_role_takes_jobs_and_writes_results_only() {
 fn state_is_durable_encrypted_and_expires_as_documented() {
     let template = template();
     let r = resources(&template);
-    for table in ["JobsTable", "GroupsTable", "TokensTable", "CountersTable"] {
+    for table in [
+        "JobsTable",
+        "GroupsTable",
+        "TokensTable",
+        "CountersTable",
+        "SecretsTable",
+    ] {
         let p = &r[table]["Properties"];
         assert_eq!(p["BillingMode"], "PAY_PER_REQUEST", "{table}");
         assert_eq!(
@@ -319,6 +363,10 @@ fn state_is_durable_encrypted_and_expires_as_documented() {
         r["TokensTable"]["Properties"]["TimeToLiveSpecification"]["AttributeName"],
         "expires_at"
     );
+    // Secrets are sealed under a rotating KMS key that outlives the stack.
+    assert_eq!(r["SecretsKey"]["Type"], "AWS::KMS::Key");
+    assert_eq!(r["SecretsKey"]["Properties"]["EnableKeyRotation"], true);
+    assert_eq!(r["SecretsKey"]["DeletionPolicy"], "Retain");
     let index = &r["JobsTable"]["Properties"]["GlobalSecondaryIndexes"][0];
     assert_eq!(index["IndexName"], builds_storage::aws::OWNER_INDEX);
     let queue = &r["JobQueue"]["Properties"];

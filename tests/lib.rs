@@ -4,6 +4,7 @@
 use builds_storage::aws::{self, AwsNames, DynamoJobStore, S3BlobStore, SqsJobQueue};
 use builds_storage::conformance::Fixture;
 use builds_storage::embedded::{Database, DirBlobStore, SqliteJobQueue, SqliteJobStore};
+use builds_storage::sealing::{KeyFileSealer, KmsSealer};
 use builds_storage::UrlSigner;
 use std::sync::Arc;
 
@@ -101,6 +102,9 @@ pub async fn embedded_fixture(max_receives: u32) -> (Fixture, tempfile::TempDir)
         queue: Arc::new(queue),
         max_receives,
         blobs: Arc::new(blobs),
+        sealer: Arc::new(
+            KeyFileSealer::from_key_file(&dir.path().join("secrets.key")).expect("key file"),
+        ),
     };
     (fixture, dir)
 }
@@ -128,6 +132,10 @@ pub async fn aws_fixture(max_receives: u32) -> Option<Fixture> {
         queue: Arc::new(SqsJobQueue::new(sqs, queue_url)),
         dead_letter: Arc::new(dead_letter),
         max_receives,
+        sealer: Arc::new(KmsSealer::new(
+            aws_sdk_kms::Client::new(&config),
+            Some(names.secrets_key.clone().expect("the stack's secrets key")),
+        )),
         blobs: Arc::new(S3BlobStore::new(aws::s3_client(&config), names.bucket)),
     })
 }
@@ -269,6 +277,21 @@ impl TestApi {
     ) -> (u16, serde_json::Value) {
         self.send(self.request(reqwest::Method::POST, path, token).json(&body))
             .await
+    }
+
+    /// A fresh token for `owner` with `scopes`.
+    pub async fn mint(&self, owner: &str, scopes: Vec<builds_domain::token::Scope>) -> String {
+        let (token, record) =
+            builds_domain::token::mint_token(owner, scopes, None, builds_domain::job::now());
+        self.backend.store.put_token(&record).await.expect("token");
+        token
+    }
+
+    /// Adds a secret through the API as `token`'s owner; returns its resource.
+    pub async fn add_secret(&self, token: &str, body: serde_json::Value) -> serde_json::Value {
+        let (status, created) = self.post("/api/secrets", token, body).await;
+        assert_eq!(status, 201, "{created}");
+        created
     }
 
     /// Submits `manifest` as alice; returns the new job's id.

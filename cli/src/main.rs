@@ -52,6 +52,11 @@ enum Command {
     },
     /// Run the service (every API endpoint) on this machine.
     Serve(serve::ServeArgs),
+    /// Manage your secrets (SSH keys, PGP keys, files) for jobs.
+    Secret {
+        #[command(subcommand)]
+        command: client::secrets::SecretCommand,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -200,6 +205,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Token { command } => block_on(token::run(command)),
+        Command::Secret { command } => client_command(client::secrets::run(command)),
         Command::Image {
             command: ImageCommand::Build { name, images },
         } => match image::build(&name, images) {

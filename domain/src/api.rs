@@ -134,6 +134,32 @@ impl ArtifactResource {
     }
 }
 
+/// A secret as `/api/secrets` shows it: everything but the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretResource {
+    pub id: String,
+    pub created: String,
+    pub name: Option<String>,
+    pub secret_type: String,
+    /// A file secret's path.
+    pub path: Option<String>,
+    /// A file secret's mode, in octal (`"600"`).
+    pub mode: Option<String>,
+}
+
+impl SecretResource {
+    pub fn new(secret: &crate::secret::SecretRecord) -> Self {
+        SecretResource {
+            id: secret.id.clone(),
+            created: format_timestamp(secret.created),
+            name: secret.name.clone(),
+            secret_type: secret.kind.as_str().to_string(),
+            path: secret.path.clone(),
+            mode: secret.mode.map(|m| format!("{m:o}")),
+        }
+    }
+}
+
 /// One page of a list, sr.ht style: `next` is the id to pass as `?start=`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageResource<T> {

@@ -6,6 +6,7 @@ pub mod api;
 pub mod job;
 pub mod manifest;
 pub mod ports;
+pub mod secret;
 pub mod status;
 pub mod token;
 pub mod triggers;

@@ -3,6 +3,7 @@
 //! suite. Only domain types cross these traits.
 
 use crate::job::{Group, GroupId, Job, JobId, NewGroup, NewJob};
+use crate::secret::SecretRecord;
 use crate::token::TokenRecord;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -41,7 +42,7 @@ pub struct JobPage {
     pub total: u64,
 }
 
-/// Jobs (with their tasks and artifacts), groups and tokens.
+/// Jobs (with their tasks and artifacts), groups, tokens and secrets.
 #[async_trait]
 pub trait JobStore: Send + Sync {
     /// Stores a new job with a fresh id, atomically with its tasks.
@@ -66,6 +67,24 @@ pub trait JobStore: Send + Sync {
     async fn get_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
     /// Whether a token was there to delete.
     async fn delete_token(&self, hash: &str) -> StoreResult<bool>;
+
+    /// Stores a new secret (its bytes already sealed). `Conflict` if the owner
+    /// already has a secret with this id.
+    async fn put_secret(&self, secret: &SecretRecord) -> StoreResult<()>;
+    /// The owner's secrets, newest first.
+    async fn list_secrets(&self, owner: &str) -> StoreResult<Vec<SecretRecord>>;
+    /// Whether the owner had a secret with this id to delete.
+    async fn delete_secret(&self, owner: &str, id: &str) -> StoreResult<bool>;
+}
+
+/// Encrypts secrets before they are stored and decrypts them for the worker
+/// that installs them. Sealed bytes are bound to a context (the secret's owner
+/// and id): opening them under another context fails, as does any change to
+/// them.
+#[async_trait]
+pub trait SecretSealer: Send + Sync {
+    async fn seal(&self, context: &str, plaintext: &[u8]) -> StoreResult<Vec<u8>>;
+    async fn open(&self, context: &str, sealed: &[u8]) -> StoreResult<Vec<u8>>;
 }
 
 /// Why [`update_job`] gave up.

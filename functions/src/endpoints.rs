@@ -2,8 +2,8 @@
 //! Lambda function mounts one.
 
 use crate::state::AppState;
-use crate::{error, groups, jobs, logs, webhook_key};
-use axum::routing::{get, post, MethodRouter};
+use crate::{error, groups, jobs, logs, secrets, webhook_key};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 
 /// One endpoint of the API: one Lambda function each.
@@ -23,10 +23,13 @@ pub enum Endpoint {
     SetupLog,
     TaskLog,
     WebhookKey,
+    AddSecret,
+    ListSecrets,
+    DeleteSecret,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 14] = [
+    pub const ALL: [Endpoint; 17] = [
         Endpoint::ListJobs,
         Endpoint::SubmitJob,
         Endpoint::GetJob,
@@ -41,6 +44,9 @@ impl Endpoint {
         Endpoint::SetupLog,
         Endpoint::TaskLog,
         Endpoint::WebhookKey,
+        Endpoint::AddSecret,
+        Endpoint::ListSecrets,
+        Endpoint::DeleteSecret,
     ];
 
     /// The route path, in axum's syntax.
@@ -59,6 +65,8 @@ impl Endpoint {
             Endpoint::SetupLog => "/logs/{id}/setup",
             Endpoint::TaskLog => "/logs/{id}/tasks/{task}",
             Endpoint::WebhookKey => "/api/webhook-key",
+            Endpoint::AddSecret | Endpoint::ListSecrets => "/api/secrets",
+            Endpoint::DeleteSecret => "/api/secrets/{id}",
         }
     }
 
@@ -70,7 +78,9 @@ impl Endpoint {
             | Endpoint::CancelJob
             | Endpoint::CreateGroup
             | Endpoint::StartGroup
-            | Endpoint::CancelGroup => "POST",
+            | Endpoint::CancelGroup
+            | Endpoint::AddSecret => "POST",
+            Endpoint::DeleteSecret => "DELETE",
             _ => "GET",
         }
     }
@@ -92,6 +102,9 @@ impl Endpoint {
             Endpoint::SetupLog => "setup-log",
             Endpoint::TaskLog => "task-log",
             Endpoint::WebhookKey => "webhook-key",
+            Endpoint::AddSecret => "add-secret",
+            Endpoint::ListSecrets => "list-secrets",
+            Endpoint::DeleteSecret => "delete-secret",
         }
     }
 
@@ -111,6 +124,9 @@ impl Endpoint {
             Endpoint::SetupLog => get(logs::setup_log),
             Endpoint::TaskLog => get(logs::task_log),
             Endpoint::WebhookKey => get(webhook_key::webhook_key),
+            Endpoint::AddSecret => post(secrets::add_secret),
+            Endpoint::ListSecrets => get(secrets::list_secrets),
+            Endpoint::DeleteSecret => delete(secrets::delete_secret),
         }
     }
 }

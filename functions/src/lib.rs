@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod lambda;
 pub mod links;
 pub mod logs;
+pub mod secrets;
 pub mod state;
 pub mod webhook_key;
 

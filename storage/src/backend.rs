@@ -3,8 +3,9 @@
 
 use crate::aws::{self, AwsNames, DynamoJobStore, S3BlobStore, SqsJobQueue};
 use crate::embedded::{Database, DirBlobStore, SqliteJobQueue, SqliteJobStore};
+use crate::sealing::{KeyFileSealer, KmsSealer};
 use crate::signing::UrlSigner;
-use builds_domain::ports::{BlobStore, JobQueue, JobStore, StoreResult};
+use builds_domain::ports::{BlobStore, JobQueue, JobStore, SecretSealer, StoreResult};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -26,6 +27,8 @@ pub struct Backend {
     pub store: Arc<dyn JobStore>,
     pub queue: Arc<dyn JobQueue>,
     pub blobs: Arc<dyn BlobStore>,
+    /// Seals secrets before they are stored, and opens them for the worker.
+    pub sealer: Arc<dyn SecretSealer>,
     /// Set for the embedded backend: the local server serves its presigned URLs.
     pub dir_blobs: Option<DirBlobStore>,
     pub signer: UrlSigner,
@@ -38,12 +41,14 @@ impl Backend {
         std::fs::create_dir_all(data_dir).map_err(builds_domain::ports::StoreError::backend)?;
         let signer = UrlSigner::from_key_file(&data_dir.join("signing.key"))
             .map_err(builds_domain::ports::StoreError::backend)?;
+        let sealer = KeyFileSealer::from_key_file(&data_dir.join("secrets.key"))?;
         let db = Database::open(&data_dir.join("builds.sqlite3"))?;
         let blobs = DirBlobStore::new(&data_dir.join("blobs"), origin, signer.clone())?;
         Ok(Backend {
             store: Arc::new(SqliteJobStore::new(db.clone())),
             queue: Arc::new(SqliteJobQueue::new(db, "jobs", DEFAULT_MAX_RECEIVES)),
             blobs: Arc::new(blobs.clone()),
+            sealer: Arc::new(sealer),
             dir_blobs: Some(blobs),
             signer,
         })
@@ -56,10 +61,12 @@ impl Backend {
         let store = DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&config), names.clone());
         let queue = SqsJobQueue::connect(aws_sdk_sqs::Client::new(&config), names).await?;
         let blobs = S3BlobStore::new(aws::s3_client(&config), names.bucket.clone());
+        let sealer = KmsSealer::new(aws_sdk_kms::Client::new(&config), names.secrets_key.clone());
         Ok(Backend {
             store: Arc::new(store),
             queue: Arc::new(queue),
             blobs: Arc::new(blobs),
+            sealer: Arc::new(sealer),
             dir_blobs: None,
             signer,
         })

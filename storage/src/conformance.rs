@@ -4,8 +4,9 @@
 
 use builds_domain::job::{NewGroup, NewJob};
 use builds_domain::ports::{
-    update_job, BlobStore, ByteRange, JobQueue, JobStore, StoreError, UpdateError,
+    update_job, BlobStore, ByteRange, JobQueue, JobStore, SecretSealer, StoreError, UpdateError,
 };
+use builds_domain::secret::{SecretKind, SecretRecord};
 use builds_domain::status::JobStatus;
 use builds_domain::token::{mint_token, Scope};
 use bytes::Bytes;
@@ -21,6 +22,7 @@ pub struct Fixture {
     pub dead_letter: Arc<dyn JobQueue>,
     pub max_receives: u32,
     pub blobs: Arc<dyn BlobStore>,
+    pub sealer: Arc<dyn SecretSealer>,
 }
 
 pub fn new_job(owner: &str, status: JobStatus) -> NewJob {
@@ -489,4 +491,84 @@ pub async fn blobs_append_while_reading(f: Fixture) {
         size,
         "sealing twice is harmless"
     );
+}
+
+fn secret(owner: &str, name: Option<&str>, created: OffsetDateTime) -> SecretRecord {
+    SecretRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        owner: owner.to_string(),
+        name: name.map(str::to_string),
+        kind: SecretKind::File,
+        path: Some("~/token".to_string()),
+        mode: Some(0o600),
+        created,
+        sealed: vec![2, 0, 1, 0xff],
+    }
+}
+
+/// Secrets: stored once per id, listed newest first per owner, deleted by
+/// their owner only.
+pub async fn secrets_crud(f: Fixture) {
+    let t0 = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    let older = secret("alice", Some("deploy"), t0);
+    let newer = secret("alice", None, t0 + time::Duration::seconds(5));
+    let bobs = secret("bob", Some("deploy"), t0);
+    for s in [&older, &newer, &bobs] {
+        f.store.put_secret(s).await.unwrap();
+    }
+    assert!(matches!(
+        f.store.put_secret(&older).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        f.store.list_secrets("alice").await.unwrap(),
+        vec![newer.clone(), older.clone()]
+    );
+    assert_eq!(
+        f.store.list_secrets("bob").await.unwrap(),
+        vec![bobs.clone()]
+    );
+    assert!(f.store.list_secrets("carol").await.unwrap().is_empty());
+
+    assert!(
+        !f.store.delete_secret("bob", &older.id).await.unwrap(),
+        "another owner's secret is not deleted"
+    );
+    assert!(f.store.delete_secret("alice", &older.id).await.unwrap());
+    assert!(!f.store.delete_secret("alice", &older.id).await.unwrap());
+    assert_eq!(f.store.list_secrets("alice").await.unwrap(), vec![newer]);
+    assert_eq!(f.store.list_secrets("bob").await.unwrap(), vec![bobs]);
+}
+
+/// The sealer: what it seals opens under the same context only, any change
+/// to the sealed bytes is caught, and the plaintext does not show through.
+pub async fn sealer_round_trip(f: Fixture) {
+    let plaintext = b"-----BEGIN OPENSSH PRIVATE KEY-----\nsecret material 0123456789\n";
+    let sealed = f.sealer.seal("alice/1", plaintext).await.unwrap();
+    assert!(
+        !sealed
+            .windows(b"secret material".len())
+            .any(|w| w == b"secret material"),
+        "the plaintext shows in the sealed bytes"
+    );
+    assert_eq!(f.sealer.open("alice/1", &sealed).await.unwrap(), plaintext);
+    let again = f.sealer.seal("alice/1", plaintext).await.unwrap();
+    assert_ne!(again, sealed, "each seal is fresh");
+    assert!(
+        f.sealer.open("bob/1", &sealed).await.is_err(),
+        "opened under another context"
+    );
+    let mut tampered = sealed.clone();
+    if let Some(last) = tampered.last_mut() {
+        *last ^= 1;
+    }
+    assert!(f.sealer.open("alice/1", &tampered).await.is_err());
+    assert!(f
+        .sealer
+        .open("alice/1", &sealed[..sealed.len() / 2])
+        .await
+        .is_err());
+    assert!(f.sealer.open("alice/1", b"").await.is_err());
+    let empty = f.sealer.seal("alice/2", b"").await.unwrap();
+    assert_eq!(f.sealer.open("alice/2", &empty).await.unwrap(), b"");
 }

@@ -501,6 +501,7 @@ impl Worker {
             ssh: &ssh,
             store: Arc::clone(&self.backend.store),
             blobs: Arc::clone(&self.backend.blobs),
+            sealer: Arc::clone(&self.backend.sealer),
             setup_log: log,
             origin: &self.config.origin,
             token_lifetime: self.config.deadline,

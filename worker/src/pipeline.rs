@@ -9,7 +9,8 @@ use crate::ssh::{shell_quote, Ssh};
 use anyhow::{bail, Context};
 use builds_domain::job::{task_log_key, Artifact, Job};
 use builds_domain::manifest::{render_buildenv, task_script, BuildContext, Manifest, SourceScheme};
-use builds_domain::ports::{update_job, BlobStore, JobStore, UpdateError};
+use builds_domain::ports::{update_job, BlobStore, JobStore, SecretSealer, UpdateError};
+use builds_domain::secret::{self, SecretKind};
 use builds_domain::status::{JobStatus, TaskStatus};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub struct Pipeline<'a> {
     pub ssh: &'a Ssh,
     pub store: Arc<dyn JobStore>,
     pub blobs: Arc<dyn BlobStore>,
+    /// Opens the owner's secrets for installing.
+    pub sealer: Arc<dyn SecretSealer>,
     pub setup_log: &'a LogShipper,
     pub origin: &'a str,
     /// How long a job token (`oauth:`) lives: the job's deadline.
@@ -158,13 +161,7 @@ impl Pipeline<'_> {
                 )
                 .await?;
         }
-        if !self.manifest.secrets.is_empty() {
-            self.setup_log.line(&format!(
-                "[builds] secrets: {} requested; this deployment cannot install secrets yet, \
-                 so none are installed",
-                self.manifest.secrets.len()
-            ));
-        }
+        self.install_secrets().await?;
         if !self.manifest.repositories.is_empty() {
             let mut lines = String::new();
             for (name, spec) in &self.manifest.repositories {
@@ -233,6 +230,65 @@ impl Pipeline<'_> {
                 &command,
             )
             .await?;
+        }
+        Ok(())
+    }
+
+    /// Installs the secrets the manifest names, when the job may have them:
+    /// each is resolved among the owner's secrets, opened, and handed to its
+    /// install script on standard input, so its bytes reach no command line
+    /// and no log. One that cannot be found fails the job.
+    async fn install_secrets(&self) -> anyhow::Result<()> {
+        let requested = &self.manifest.secrets;
+        if requested.is_empty() {
+            return Ok(());
+        }
+        if !self.job.secrets {
+            self.setup_log.line(&format!(
+                "[builds] secrets: {} requested, but the job was submitted without \
+                 secrets (secrets: false); none are installed",
+                requested.len()
+            ));
+            return Ok(());
+        }
+        let owned = self.store.list_secrets(&self.job.owner).await?;
+        let found = match secret::resolve(requested, &owned) {
+            Ok(found) => found,
+            Err(problems) => {
+                for problem in &problems {
+                    self.setup_log.line(&format!("[builds] {problem}"));
+                }
+                bail!(
+                    "{} of the manifest's secrets cannot be installed",
+                    problems.len()
+                );
+            }
+        };
+        let mut ssh_keys = 0;
+        for record in found {
+            let first_ssh_key = record.kind == SecretKind::SshKey && ssh_keys == 0;
+            if record.kind == SecretKind::SshKey {
+                ssh_keys += 1;
+            }
+            let step = secret::install_step(record, first_ssh_key);
+            self.setup_log
+                .line(&format!("[builds] installing secret: {}", step.description));
+            let bytes = self
+                .sealer
+                .open(&record.context(), &record.sealed)
+                .await
+                .with_context(|| format!("opening secret {}", record.id))?;
+            let done = self.ssh.run(&step.script, &bytes).await?;
+            if done.code != Some(0) {
+                // The scripts never print the secret; their errors are safe to show.
+                let said = String::from_utf8_lossy(&done.stderr);
+                bail!(
+                    "installing secret {} failed (exit status {}): {}",
+                    record.id,
+                    done.code.map_or("unknown".into(), |c| c.to_string()),
+                    said.trim()
+                );
+            }
         }
         Ok(())
     }

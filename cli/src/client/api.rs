@@ -299,6 +299,17 @@ impl Api {
             .await
     }
 
+    /// A DELETE; not tried again after a network error (a second try of one
+    /// that worked would answer 404).
+    pub async fn delete(&self, path: &str) -> Result<(), Error> {
+        self.with_retries(false, || async {
+            self.request_once(Method::DELETE, path, None)
+                .await
+                .map(drop)
+        })
+        .await
+    }
+
     /// Reads the bytes of a log link past `offset` (links are signed: no token
     /// is sent, they may point at another host).
     pub async fn read_log(&self, url: &str, offset: u64) -> Result<Vec<u8>, Error> {

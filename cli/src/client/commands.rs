@@ -24,7 +24,7 @@ const STATUSES: [&str; 7] = [
     "cancelled",
 ];
 
-fn connect(options: &ClientOptions) -> anyhow::Result<(Api, Output)> {
+pub(crate) fn connect(options: &ClientOptions) -> anyhow::Result<(Api, Output)> {
     let config = resolve(
         options.url.clone(),
         options.token.clone(),

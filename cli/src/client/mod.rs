@@ -1,5 +1,5 @@
 //! The client commands (`builds submit|show|list|cancel|start|artifacts|
-//! resubmit|manifest ID`): talk to a builds API (ours or builds.sr.ht's
+//! resubmit|manifest ID`, `builds secret …`): talk to a builds API (ours or builds.sr.ht's
 //! legacy REST API) with a token.
 
 pub mod api;
@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod follow;
 pub mod output;
+pub mod secrets;
 
 use clap::Args;
 use std::path::PathBuf;

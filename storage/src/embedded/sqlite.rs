@@ -23,6 +23,13 @@ CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY,
     doc TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS secrets (
+    owner TEXT NOT NULL,
+    id TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (owner, id)
+);
 CREATE TABLE IF NOT EXISTS queue_messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     queue TEXT NOT NULL,

@@ -5,6 +5,7 @@ use super::sqlite::{json_err, sql_err, Database};
 use async_trait::async_trait;
 use builds_domain::job::{Group, GroupId, Job, JobId, NewGroup, NewJob};
 use builds_domain::ports::{JobPage, JobStore, StoreError, StoreResult};
+use builds_domain::secret::SecretRecord;
 use builds_domain::token::TokenRecord;
 use rusqlite::{params, OptionalExtension};
 
@@ -228,6 +229,67 @@ impl JobStore for SqliteJobStore {
             .run(move |conn| {
                 let n = conn
                     .execute("DELETE FROM tokens WHERE hash = ?1", params![hash])
+                    .map_err(sql_err)?;
+                Ok(n > 0)
+            })
+            .await
+    }
+
+    async fn put_secret(&self, secret: &SecretRecord) -> StoreResult<()> {
+        let doc = serde_json::to_string(secret).map_err(json_err)?;
+        let (owner, id, created) = (
+            secret.owner.clone(),
+            secret.id.clone(),
+            secret.created.unix_timestamp_nanos() as i64,
+        );
+        self.db
+            .run(move |conn| {
+                let inserted = conn
+                    .execute(
+                        "INSERT OR IGNORE INTO secrets (owner, id, created_ns, doc) \
+                         VALUES (?1, ?2, ?3, ?4)",
+                        params![owner, id, created, doc],
+                    )
+                    .map_err(sql_err)?;
+                if inserted == 0 {
+                    return Err(StoreError::Conflict);
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list_secrets(&self, owner: &str) -> StoreResult<Vec<SecretRecord>> {
+        let owner = owner.to_string();
+        self.db
+            .run(move |conn| {
+                let mut statement = conn
+                    .prepare(
+                        "SELECT doc FROM secrets WHERE owner = ?1 \
+                         ORDER BY created_ns DESC, id DESC",
+                    )
+                    .map_err(sql_err)?;
+                let docs = statement
+                    .query_map(params![owner], |row| row.get::<_, String>(0))
+                    .map_err(sql_err)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sql_err)?;
+                docs.iter()
+                    .map(|doc| serde_json::from_str(doc).map_err(json_err))
+                    .collect()
+            })
+            .await
+    }
+
+    async fn delete_secret(&self, owner: &str, id: &str) -> StoreResult<bool> {
+        let (owner, id) = (owner.to_string(), id.to_string());
+        self.db
+            .run(move |conn| {
+                let n = conn
+                    .execute(
+                        "DELETE FROM secrets WHERE owner = ?1 AND id = ?2",
+                        params![owner, id],
+                    )
                     .map_err(sql_err)?;
                 Ok(n > 0)
             })
