@@ -32,8 +32,10 @@ pub enum SecretCommand {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SecretType {
     /// Installed as ~/.ssh/<id> (the first also as ~/.ssh/id_rsa), mode 600.
+    #[value(name = "ssh_key", alias = "ssh-key")]
     SshKey,
     /// Imported with gpg --import.
+    #[value(name = "pgp_key", alias = "pgp-key")]
     PgpKey,
     /// Written to --path with --mode.
     File,
