@@ -516,6 +516,41 @@ async fn job_groups(api: TestApi) {
         .await;
     assert_eq!(status, 400);
     assert!(has_field(&body, "jobs"));
+    // Group triggers follow the manifest's trigger rules, problem by problem.
+    let c = api.submit(MANIFEST, false).await;
+    let (status, body) = api
+        .post(
+            "/api/job-group",
+            &api.alice,
+            json!({"jobs": [c], "triggers": [
+                {"action": "webhook", "url": "ftp://x", "condition": "always"},
+                {"action": "email", "condition": "sometimes"}]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    for field in ["triggers[0].url", "triggers[1].condition", "triggers[1].to"] {
+        assert!(has_field(&body, field), "no {field}: {body}");
+    }
+    let (status, body) = api
+        .post(
+            "/api/job-group",
+            &api.alice,
+            json!({"jobs": [c], "triggers": {"action": "email"}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(has_field(&body, "triggers"), "{body}");
+    let trigger =
+        json!([{"action": "webhook", "url": "https://example.org/h", "condition": "always"}]);
+    let (status, body) = api
+        .post(
+            "/api/job-group",
+            &api.alice,
+            json!({"jobs": [c], "execute": false, "triggers": trigger}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["triggers"], trigger, "kept as given");
 
     let (status, _) = api
         .post(

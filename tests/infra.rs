@@ -25,6 +25,7 @@ fn resources(template: &Value) -> &serde_json::Map<String, Value> {
 struct Grant {
     actions: Vec<String>,
     resources: Vec<String>,
+    condition: Value,
 }
 
 fn strings(value: &Value) -> Vec<String> {
@@ -74,6 +75,7 @@ fn grants_of_role(template: &Value, role: &str) -> Vec<Grant> {
             grants.push(Grant {
                 actions: strings(&statement["Action"]),
                 resources,
+                condition: statement["Condition"].clone(),
             });
         }
     }
@@ -287,6 +289,7 @@ fn the_worker_role_takes_jobs_and_writes_results_only() {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:Query",
+        "dynamodb:UpdateItem",
         "kms:Decrypt",
         "s3:GetObject",
         "s3:PutObject",
@@ -301,7 +304,7 @@ fn the_worker_role_takes_jobs_and_writes_results_only() {
     for grant in &grants {
         for resource in &grant.resources {
             assert!(
-                !["GroupsTable", "CountersTable", "DeadLetterQueue"].contains(&resource.as_str()),
+                !["CountersTable", "DeadLetterQueue"].contains(&resource.as_str()),
                 "the worker reaches {resource}"
             );
             assert_ne!(resource, "*", "the worker on every resource");
@@ -316,6 +319,19 @@ fn the_worker_role_takes_jobs_and_writes_results_only() {
                 [r] if r == "JobsTable" => &["dynamodb:GetItem", "dynamodb:PutItem"],
                 [r] if r == "SecretsTable" => &["dynamodb:Query"],
                 [r] if r == "TokensTable" => &["dynamodb:PutItem"],
+                // Groups: it reads them, and may set only `triggered` (the
+                // claim that fires a group's triggers once).
+                [r] if r == "GroupsTable" && grant.actions[0] == "dynamodb:GetItem" => {
+                    &["dynamodb:GetItem"]
+                }
+                [r] if r == "GroupsTable" => {
+                    assert_eq!(
+                        grant.condition["ForAllValues:StringEquals"]["dynamodb:Attributes"],
+                        serde_json::json!(["id", "triggered"]),
+                        "the worker updates groups' triggered attribute only"
+                    );
+                    &["dynamodb:UpdateItem"]
+                }
                 other => panic!("the worker reaches {other:?}"),
             };
             assert_eq!(grant.actions, expected, "{:?}", grant.resources);

@@ -3,7 +3,8 @@
 //! once: a signed webhook (verified here with the key the API publishes), an
 //! email through SMTP (received here), and a webhook whose receiver keeps
 //! failing (retried, then reported). Every result lands in the setup log.
-//! The success path through a real guest is in worker_e2e.rs.
+//! A job group's triggers fire once, when its last job ends. The success
+//! path through a real guest is in worker_e2e.rs.
 
 use base64::Engine;
 use builds_tests::sinks::{SmtpSink, WebhookSink};
@@ -180,6 +181,138 @@ triggers:
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(hooks.hooks().len(), 1);
     assert_eq!(smtp.mails().len(), 1);
+}
+
+/// A group's triggers fire once, when its last job ends, with the group
+/// resource (every job in it), beside each job's own triggers. Two workers
+/// take the group's jobs at once; the group's claim keeps it to one delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_fires_its_triggers_once_when_its_last_job_ends() {
+    let api = TestApi::embedded(None).await;
+    let group_hooks = WebhookSink::start(200).await;
+    let on_success = WebhookSink::start(200).await;
+    let job_hooks = WebhookSink::start(200).await;
+    let smtp = SmtpSink::start().await;
+    let plain = "image: debian/bookworm\ntasks:\n  - build: make\n";
+    let own = format!(
+        "{plain}triggers:\n  - action: webhook\n    url: {}\n    condition: always\n",
+        job_hooks.url
+    );
+    let ids = [
+        api.submit(plain, false).await,
+        api.submit(&own, false).await,
+        api.submit(plain, false).await,
+    ];
+    let (status, group) = api
+        .post(
+            "/api/job-group",
+            &api.alice,
+            json!({"jobs": ids, "note": "release 1.2", "triggers": [
+                {"action": "webhook", "url": group_hooks.url, "condition": "always"},
+                {"action": "webhook", "url": on_success.url, "condition": "success"},
+                {"action": "email", "to": "team@example.org", "condition": "failure"},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{group}");
+    let gid = group["id"].as_u64().expect("group id");
+    let (status, body) = api
+        .post(
+            &format!("/api/job-group/{gid}/cancel"),
+            &api.alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let images = tempfile::tempdir().expect("temp dir");
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let smtp_url = smtp.url.clone();
+        workers.push(api.start_worker(images.path(), move |config| {
+            config.concurrency = 2;
+            config.triggers.smtp = Some(SmtpSettings {
+                url: smtp_url,
+                from: "builds@ci.example".into(),
+            });
+        }));
+    }
+    let hook = eventually(Duration::from_secs(60), "the group's webhook", || {
+        group_hooks.hooks().into_iter().next()
+    })
+    .await;
+    let mail = eventually(Duration::from_secs(60), "the group's email", || {
+        smtp.mails().into_iter().next()
+    })
+    .await;
+    eventually(Duration::from_secs(60), "the job's own webhook", || {
+        job_hooks.hooks().into_iter().next()
+    })
+    .await;
+
+    let payload: Value = serde_json::from_slice(&hook.body).expect("JSON body");
+    assert_eq!(payload["id"], gid);
+    assert_eq!(payload["note"], "release 1.2");
+    let jobs: Vec<(u64, String)> = payload["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| {
+            (
+                j["id"].as_u64().unwrap(),
+                j["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        jobs,
+        ids.iter()
+            .map(|id| (*id, "cancelled".to_string()))
+            .collect::<Vec<_>>()
+    );
+    let nonce = hook.headers["x-payload-nonce"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(hook.headers["x-payload-signature"].to_str().unwrap())
+        .unwrap();
+    let mut signed = hook.body.to_vec();
+    signed.extend_from_slice(nonce.as_bytes());
+    api.webhook_key
+        .verifying_key()
+        .verify(&signed, &Signature::from_slice(&signature).unwrap())
+        .expect("the group's webhook is signed");
+    assert!(
+        mail.data
+            .contains(&format!("builds job group #{gid} CANCELLED: release 1.2")),
+        "{}",
+        mail.data
+    );
+    for id in ids {
+        assert!(mail.data.contains(&format!("#{id}")), "{}", mail.data);
+    }
+
+    // Once, though two workers saw jobs of the group end; the success-only
+    // trigger never.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(group_hooks.hooks().len(), 1);
+    assert_eq!(smtp.mails().len(), 1);
+    assert_eq!(job_hooks.hooks().len(), 1);
+    assert!(on_success.hooks().is_empty());
+    let mut reported = 0;
+    for id in ids {
+        let log = setup_log(&api, id).await;
+        if log.contains(&format!("job group {gid} ended (cancelled)")) {
+            reported += 1;
+            assert!(
+                log.contains(&format!("webhook {}: HTTP 200", group_hooks.url)),
+                "{log}"
+            );
+            assert!(log.contains("email to team@example.org: sent"), "{log}");
+        }
+    }
+    assert_eq!(reported, 1, "one job's log reports the group's triggers");
 }
 
 #[tokio::test]

@@ -134,6 +134,34 @@ impl ArtifactResource {
     }
 }
 
+/// A job group as `GET /api/job-group/:id` returns it (and its webhooks post).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupResource {
+    pub id: u64,
+    pub created: String,
+    pub note: Option<String>,
+    pub owner: OwnerResource,
+    pub jobs: Vec<JobResource>,
+    pub triggers: serde_json::Value,
+}
+
+impl GroupResource {
+    /// `jobs` are the group's jobs (those still stored), in the group's order.
+    pub fn new(group: &crate::job::Group, jobs: &[Job], links: &dyn LogLinks) -> Self {
+        GroupResource {
+            id: group.id,
+            created: format_timestamp(group.created),
+            note: group.note.clone(),
+            owner: OwnerResource::new(&group.owner),
+            jobs: jobs
+                .iter()
+                .map(|job| JobResource::new(job, links))
+                .collect(),
+            triggers: group.triggers.clone(),
+        }
+    }
+}
+
 /// A secret as `/api/secrets` shows it: everything but the secret itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretResource {

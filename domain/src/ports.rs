@@ -62,6 +62,9 @@ pub trait JobStore: Send + Sync {
 
     async fn create_group(&self, new: NewGroup) -> StoreResult<Group>;
     async fn get_group(&self, id: GroupId) -> StoreResult<Option<Group>>;
+    /// Marks a group's triggers as fired: `true` for the first caller only,
+    /// so they fire once however many workers see the group end.
+    async fn claim_group_triggers(&self, id: GroupId) -> StoreResult<bool>;
 
     async fn put_token(&self, token: &TokenRecord) -> StoreResult<()>;
     async fn get_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;

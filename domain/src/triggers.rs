@@ -2,7 +2,7 @@
 //! what a webhook's signature covers, and what an email says. Delivery (HTTP,
 //! SMTP) is the worker's.
 
-use crate::job::Job;
+use crate::job::{Group, Job};
 use crate::manifest::Trigger;
 use crate::status::JobStatus;
 
@@ -25,7 +25,20 @@ pub fn signed_bytes(body: &[u8], nonce: &str) -> Vec<u8> {
     bytes
 }
 
-/// An email about an ended job.
+/// How a group ended, once every one of its jobs has: `success` when all
+/// succeeded; otherwise `failed`, `timeout` or `cancelled`, the first that any
+/// job ended with in that order. `None` while a job has yet to end.
+pub fn group_status(jobs: &[Job]) -> Option<JobStatus> {
+    if jobs.is_empty() || !jobs.iter().all(|job| job.status.is_terminal()) {
+        return None;
+    }
+    [JobStatus::Failed, JobStatus::Timeout, JobStatus::Cancelled]
+        .into_iter()
+        .find(|status| jobs.iter().any(|job| job.status == *status))
+        .or(Some(JobStatus::Success))
+}
+
+/// An email about an ended job (or group).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobEmail {
     pub subject: String,
@@ -62,6 +75,43 @@ pub fn job_email(job: &Job, job_url: &str) -> JobEmail {
         body.push_str(&format!("  {:width$}  {}\n", task.name, task.status));
     }
     body.push_str(&format!("\n{job_url}\n"));
+    JobEmail { subject, body }
+}
+
+/// The email a group's `email` trigger sends: the group's status and note in
+/// the subject; each job's status and image in the body.
+pub fn group_email(group: &Group, status: JobStatus, jobs: &[Job], group_url: &str) -> JobEmail {
+    let mark = if status == JobStatus::Success {
+        "✓"
+    } else {
+        "✗"
+    };
+    let note = group
+        .note
+        .as_deref()
+        .and_then(|note| note.lines().next())
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| format!(": {}", line.trim()))
+        .unwrap_or_default();
+    let subject = format!(
+        "{mark} builds job group #{} {}{note}",
+        group.id,
+        status.to_string().to_uppercase()
+    );
+    let mut body = format!(
+        "Job group #{} ({} jobs) ended: {status}\n\n",
+        group.id,
+        jobs.len()
+    );
+    for job in jobs {
+        body.push_str(&format!(
+            "  #{:<8} {:<10} {}\n",
+            job.id,
+            job.status.to_string(),
+            job.image
+        ));
+    }
+    body.push_str(&format!("\n{group_url}\n"));
     JobEmail { subject, body }
 }
 
@@ -148,5 +198,58 @@ mod tests {
         assert!(email.body.contains("  test-all  failed\n"));
         assert!(email.body.contains("  deploy    skipped\n"));
         assert!(email.body.ends_with("https://ci.example/~alice/job/42\n"));
+    }
+
+    #[test]
+    fn a_group_ends_when_its_last_job_does() {
+        let job = |id, status| {
+            NewJob {
+                owner: "alice".into(),
+                status,
+                manifest: String::new(),
+                image: "debian/bookworm".into(),
+                note: None,
+                tags: vec![],
+                secrets: false,
+                task_names: vec![],
+                group_id: Some(3),
+            }
+            .into_job(id, crate::job::now())
+        };
+        use JobStatus::*;
+        let status = |statuses: &[JobStatus]| {
+            let jobs: Vec<Job> = statuses
+                .iter()
+                .enumerate()
+                .map(|(i, s)| job(i as u64 + 1, *s))
+                .collect();
+            group_status(&jobs)
+        };
+        assert_eq!(status(&[Success, Success]), Some(Success));
+        assert_eq!(status(&[Success, Running]), None);
+        assert_eq!(status(&[Queued]), None);
+        assert_eq!(status(&[]), None);
+        assert_eq!(status(&[Cancelled, Timeout, Success]), Some(Timeout));
+        assert_eq!(status(&[Cancelled, Failed]), Some(Failed));
+        assert_eq!(status(&[Cancelled, Success]), Some(Cancelled));
+
+        let group = Group {
+            id: 3,
+            owner: "alice".into(),
+            note: Some("release 1.2\nmore".into()),
+            job_ids: vec![1, 2],
+            triggers: serde_json::json!([]),
+            created: crate::job::now(),
+        };
+        let jobs = [job(1, Success), job(2, Failed)];
+        let email = group_email(&group, Failed, &jobs, "https://ci.example/api/job-group/3");
+        assert_eq!(email.subject, "✗ builds job group #3 FAILED: release 1.2");
+        assert!(
+            email.body.contains("#1        success    debian/bookworm"),
+            "{}",
+            email.body
+        );
+        assert!(email.body.contains("#2        failed"));
+        assert!(email.body.ends_with("https://ci.example/api/job-group/3\n"));
     }
 }

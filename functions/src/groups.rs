@@ -4,46 +4,28 @@
 use crate::auth::{authorize, Caller};
 use crate::body::{json_object, Fields};
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{self, job_resource, owned_job, parse_id, Refusal};
+use crate::jobs::{self, owned_job, parse_id, Refusal};
+use crate::links::signed_log_links;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use builds_domain::api::{format_timestamp, JobResource, OwnerResource};
+use builds_domain::api::GroupResource;
 use builds_domain::job::{Group, NewGroup};
 use builds_domain::ports::update_job;
 use builds_domain::status::JobStatus;
 use builds_domain::token::Scope;
-use serde::Serialize;
 use serde_json::{json, Value};
-
-/// A group as the API returns it.
-#[derive(Debug, Serialize)]
-pub struct GroupResource {
-    pub id: u64,
-    pub created: String,
-    pub note: Option<String>,
-    pub owner: OwnerResource,
-    pub jobs: Vec<JobResource>,
-    pub triggers: Value,
-}
 
 async fn group_resource(state: &AppState, group: &Group) -> ApiResult<GroupResource> {
     let mut jobs = Vec::with_capacity(group.job_ids.len());
     for id in &group.job_ids {
         if let Some(job) = state.backend.store.get_job(*id).await? {
-            jobs.push(job_resource(state, &job));
+            jobs.push(job);
         }
     }
-    Ok(GroupResource {
-        id: group.id,
-        created: format_timestamp(group.created),
-        note: group.note.clone(),
-        owner: OwnerResource::new(&group.owner),
-        jobs,
-        triggers: group.triggers.clone(),
-    })
+    Ok(GroupResource::new(group, &jobs, &signed_log_links(state)))
 }
 
 async fn owned_group(state: &AppState, caller: &Caller, id: u64) -> ApiResult<Group> {
@@ -64,15 +46,18 @@ pub async fn create_group(
     let job_ids = fields.id_list("jobs");
     let note = fields.note();
     let execute = fields.bool("execute", true);
+    // Checked by the manifest's trigger rules; kept as given.
     let triggers = match fields.raw("triggers") {
-        None => json!([]),
-        Some(Value::Array(items)) if items.iter().all(Value::is_object) => {
-            Value::Array(items.clone())
-        }
-        Some(_) => {
-            fields.problem("triggers", "triggers must be a list of trigger objects");
-            json!([])
-        }
+        None | Some(Value::Null) => json!([]),
+        Some(given) => match builds_domain::manifest::parse_triggers(given) {
+            Ok(_) => given.clone(),
+            Err(problems) => {
+                for problem in problems {
+                    fields.problem(&problem.field, problem.reason);
+                }
+                json!([])
+            }
+        },
     };
     if job_ids.is_empty()
         && !fields

@@ -189,6 +189,22 @@ pub async fn groups_and_tokens(f: Fixture) {
     );
     assert!(f.store.get_group(group.id + 1000).await.unwrap().is_none());
 
+    // A group's triggers are claimed once, whoever races for them.
+    let claims =
+        futures::future::join_all((0..4).map(|_| f.store.claim_group_triggers(group.id))).await;
+    let won = claims.into_iter().filter(|c| *c.as_ref().unwrap()).count();
+    assert_eq!(won, 1, "exactly one claim wins");
+    assert!(!f.store.claim_group_triggers(group.id).await.unwrap());
+    assert!(
+        !f.store.claim_group_triggers(group.id + 1000).await.unwrap(),
+        "no group, no claim"
+    );
+    assert_eq!(
+        f.store.get_group(group.id).await.unwrap(),
+        Some(group.clone()),
+        "claiming leaves the group as it was"
+    );
+
     let now =
         OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
     let (token, record) = mint_token(

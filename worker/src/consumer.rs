@@ -12,11 +12,12 @@ use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::PortPool;
 use crate::ssh::Ssh;
 use crate::vm::{choose_accel, Accel, Vm, VmSpec};
-use builds_domain::api::{JobResource, WithoutLogLinks};
+use builds_domain::api::{GroupResource, JobResource, WithoutLogLinks};
 use builds_domain::job::{setup_log_key, Job, JobMessage, Lease};
 use builds_domain::manifest;
 use builds_domain::ports::{update_job, ByteRange, Delivery, UpdateError};
 use builds_domain::status::{JobStatus, TaskStatus};
+use builds_domain::triggers::{group_email, group_status, job_email};
 use builds_storage::Backend;
 use std::sync::Arc;
 use std::time::Duration;
@@ -160,7 +161,10 @@ impl Worker {
             _ => {
                 // Ended without a worker (cancelled while queued): its
                 // triggers are still owed.
-                if job.status.is_terminal() && !job.triggered && has_triggers(&job) {
+                if job.status.is_terminal()
+                    && !job.triggered
+                    && (has_triggers(&job) || job.group_id.is_some())
+                {
                     let log = self.setup_log(job.id).await;
                     self.fire_triggers_once(job.id, &log).await;
                     log.finish().await;
@@ -231,13 +235,8 @@ impl Worker {
             Ok(())
         })
         .await;
-        match result {
-            Ok(failed) => self.deliver_triggers(&failed, &log).await,
-            Err(UpdateError::Store(err)) => {
-                tracing::warn!(job = job.id, %err, "marking a job failed did not work");
-            }
-            Err(_) => {}
-        }
+        self.after_ending(job.id, result, &log, "marking the job failed")
+            .await;
         log.finish().await;
     }
 
@@ -252,11 +251,26 @@ impl Worker {
             Ok(())
         })
         .await;
-        match claimed {
-            Ok(job) => self.deliver_triggers(&job, log).await,
-            Err(UpdateError::Store(err)) => {
-                tracing::warn!(job_id, %err, "claiming a job's triggers failed");
+        self.after_ending(job_id, claimed, log, "claiming the job's triggers")
+            .await;
+    }
+
+    /// After a write that ended a job (or claimed its triggers): when it
+    /// landed, this worker owes the job's triggers, and the group's when this
+    /// job was the group's last to end. A refused write owes nothing.
+    async fn after_ending(
+        &self,
+        job_id: u64,
+        written: Result<Job, UpdateError<()>>,
+        log: &LogShipper,
+        what: &str,
+    ) {
+        match written {
+            Ok(job) => {
+                self.deliver_triggers(&job, log).await;
+                self.deliver_group_triggers(&job, log).await;
             }
+            Err(UpdateError::Store(err)) => tracing::error!(job_id, %err, "{what} failed"),
             Err(_) => {}
         }
     }
@@ -290,9 +304,83 @@ impl Worker {
         crate::triggers::deliver(
             &self.config.triggers,
             &manifest.triggers,
-            job,
+            job.status,
             &body,
-            &job_url,
+            &job_email(job, &job_url),
+            log,
+        )
+        .await;
+    }
+
+    /// Sends a group's triggers when `job` was the last of its group to end;
+    /// the group's claim (a conditional write) makes it once per group,
+    /// however many workers see the group end at the same time.
+    async fn deliver_group_triggers(&self, job: &Job, log: &LogShipper) {
+        let Some(group_id) = job.group_id else {
+            return;
+        };
+        let store = self.backend.store.as_ref();
+        let group = match store.get_group(group_id).await {
+            Ok(Some(group)) => group,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::warn!(group_id, %err, "reading a job group failed");
+                return;
+            }
+        };
+        let triggers = match manifest::parse_triggers(&group.triggers) {
+            Ok(triggers) if !triggers.is_empty() => triggers,
+            _ => return,
+        };
+        let mut jobs = Vec::with_capacity(group.job_ids.len());
+        for id in &group.job_ids {
+            match store.get_job(*id).await {
+                Ok(Some(member)) => jobs.push(member),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(group_id, %err, "reading a group's job failed");
+                    return;
+                }
+            }
+        }
+        let Some(status) = group_status(&jobs) else {
+            return; // Another job of the group has yet to end.
+        };
+        match store.claim_group_triggers(group_id).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(err) => {
+                tracing::warn!(group_id, %err, "claiming a group's triggers failed");
+                return;
+            }
+        }
+        log.line(&format!(
+            "[builds] job group {group_id} ended ({status}) with this job: its triggers"
+        ));
+        let resource = if self.config.sign_log_links {
+            let links = builds_storage::SignedLogLinks {
+                signer: &self.backend.signer,
+                origin: &self.config.origin,
+                ttl: TRIGGER_LINK_TTL,
+            };
+            GroupResource::new(&group, &jobs, &links)
+        } else {
+            GroupResource::new(&group, &jobs, &WithoutLogLinks)
+        };
+        let body = match serde_json::to_vec(&resource) {
+            Ok(body) => body,
+            Err(err) => {
+                tracing::error!(group_id, %err, "rendering the group resource failed");
+                return;
+            }
+        };
+        let group_url = format!("{}/api/job-group/{group_id}", self.config.origin);
+        crate::triggers::deliver(
+            &self.config.triggers,
+            &triggers,
+            status,
+            &body,
+            &group_email(&group, status, &jobs, &group_url),
             log,
         )
         .await;
@@ -375,13 +463,8 @@ impl Worker {
             Ok(())
         })
         .await;
-        match result {
-            Ok(ended) => self.deliver_triggers(&ended, &log).await,
-            Err(UpdateError::Store(err)) => {
-                tracing::error!(job = job.id, %err, "writing the final status failed");
-            }
-            Err(_) => {}
-        }
+        self.after_ending(job.id, result, &log, "writing the final status")
+            .await;
         log.finish().await;
         tracing::info!(job = job.id, %status, "job finished");
         ending

@@ -7,9 +7,9 @@ use crate::log_shipper::LogShipper;
 use anyhow::Context;
 use backon::{ExponentialBuilder, Retryable};
 use base64::Engine;
-use builds_domain::job::Job;
 use builds_domain::manifest::{Trigger, TriggerAction};
-use builds_domain::triggers::{due, job_email, signed_bytes};
+use builds_domain::status::JobStatus;
+use builds_domain::triggers::{due, signed_bytes, JobEmail};
 use ed25519_dalek::{Signer, SigningKey};
 use std::path::Path;
 use std::time::Duration;
@@ -106,17 +106,18 @@ pub fn public_key_base64(key: &SigningKey) -> String {
     base64::engine::general_purpose::STANDARD.encode(key.verifying_key().to_bytes())
 }
 
-/// Sends every trigger of `triggers` that fires for the ended `job`; `resource`
-/// is the job resource JSON a webhook posts, `job_url` the job's address.
+/// Sends every trigger of `triggers` that fires for something (a job or a
+/// job group) that ended with `status`: `resource` is the JSON a webhook
+/// posts, `email` what an email says.
 pub async fn deliver(
     settings: &TriggerSettings,
     triggers: &[Trigger],
-    job: &Job,
+    status: JobStatus,
     resource: &[u8],
-    job_url: &str,
+    email: &JobEmail,
     log: &LogShipper,
 ) {
-    for trigger in due(triggers, job.status) {
+    for trigger in due(triggers, status) {
         match &trigger.action {
             TriggerAction::Webhook { url } => match post_webhook(settings, url, resource).await {
                 Ok(status) => log.line(&format!("[builds] webhook {url}: HTTP {status}")),
@@ -127,15 +128,8 @@ pub async fn deliver(
                 cc,
                 in_reply_to,
             } => {
-                let sent = send_email(
-                    settings,
-                    job,
-                    job_url,
-                    to,
-                    cc.as_deref(),
-                    in_reply_to.as_deref(),
-                )
-                .await;
+                let sent =
+                    send_email(settings, email, to, cc.as_deref(), in_reply_to.as_deref()).await;
                 match sent {
                     Ok(()) => log.line(&format!("[builds] email to {to}: sent")),
                     Err(err) => log.line(&format!("[builds] email to {to} failed: {err:#}")),
@@ -202,8 +196,7 @@ async fn post_webhook(
 
 async fn send_email(
     settings: &TriggerSettings,
-    job: &Job,
-    job_url: &str,
+    email: &JobEmail,
     to: &str,
     cc: Option<&str>,
     in_reply_to: Option<&str>,
@@ -213,10 +206,9 @@ async fn send_email(
         .smtp
         .as_ref()
         .context("no SMTP server is configured (BUILDS_SMTP_URL)")?;
-    let email = job_email(job, job_url);
     let mut message = Message::builder()
         .from(smtp.from.parse().context("the From address")?)
-        .subject(email.subject);
+        .subject(email.subject.clone());
     for address in to.split(',').map(str::trim).filter(|a| !a.is_empty()) {
         message = message.to(address
             .parse()
@@ -235,7 +227,9 @@ async fn send_email(
     if let Some(id) = in_reply_to {
         message = message.in_reply_to(id.to_string());
     }
-    let message = message.body(email.body).context("building the email")?;
+    let message = message
+        .body(email.body.clone())
+        .context("building the email")?;
     let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&smtp.url)
         .context("BUILDS_SMTP_URL")?
         .timeout(Some(Duration::from_secs(30)))

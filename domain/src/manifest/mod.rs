@@ -173,6 +173,18 @@ pub fn parse(text: &str) -> Result<Manifest, Vec<Problem>> {
     }
 }
 
+/// Triggers given apart from a manifest (a job group's, as JSON), checked by
+/// the manifest's rules: a list of `{action, condition, …}` mappings.
+pub fn parse_triggers(value: &serde_json::Value) -> Result<Vec<Trigger>, Vec<Problem>> {
+    // JSON is YAML: one loader, one set of rules.
+    let node = yaml::load_first_document(&value.to_string())
+        .map_err(|reason| vec![Problem::new("triggers", reason)])?;
+    match validate::triggers_from_node(node) {
+        (triggers, problems) if problems.is_empty() => Ok(triggers),
+        (_, problems) => Err(problems),
+    }
+}
+
 /// Same as [`parse`], and also check that `image` is one of `offered` (used at
 /// submit time). The problem, if any, is reported on field "image" along with
 /// every other problem.

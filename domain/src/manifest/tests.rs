@@ -936,3 +936,26 @@ fn manifest_serializes_to_json() {
     assert_eq!(v["sources"][0]["scheme"], "git");
     assert_eq!(v["tasks"][0]["name"], "build");
 }
+
+#[test]
+fn group_triggers_follow_the_manifest_rules() {
+    let triggers = parse_triggers(&serde_json::json!([
+        {"action": "webhook", "url": "https://example.org/hook", "condition": "always"},
+        {"action": "email", "to": "a@example.org", "condition": "failure"},
+    ]))
+    .unwrap();
+    assert_eq!(triggers.len(), 2);
+    assert_eq!(triggers[1].condition, TriggerCondition::Failure);
+    let problems = parse_triggers(&serde_json::json!([
+        {"action": "webhook", "url": "ftp://x", "condition": "always"},
+        {"action": "email", "condition": "sometimes"},
+    ]))
+    .unwrap_err();
+    let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["triggers[0].url", "triggers[1].condition", "triggers[1].to"]
+    );
+    assert!(parse_triggers(&serde_json::json!({"action": "email"})).is_err());
+    assert_eq!(parse_triggers(&serde_json::json!([])).unwrap(), vec![]);
+}

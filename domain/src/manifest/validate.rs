@@ -560,6 +560,14 @@ fn is_http_url(url: &str) -> bool {
     }
 }
 
+/// Triggers given on their own (a job group's), with the manifest's rules;
+/// problems name fields as `triggers[i].…`.
+pub(crate) fn triggers_from_node(node: Node) -> (Vec<Trigger>, Vec<Problem>) {
+    let mut p = Problems::default();
+    let found = triggers(&mut p, Some(node));
+    (found, p.0)
+}
+
 fn triggers(p: &mut Problems, node: Option<Node>) -> Vec<Trigger> {
     let items = match node {
         None => return Vec::new(),

@@ -243,6 +243,30 @@ impl JobStore for DynamoJobStore {
         self.get_doc(&self.names.groups_table, ("id", n(id))).await
     }
 
+    async fn claim_group_triggers(&self, id: GroupId) -> StoreResult<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.names.groups_table)
+            .key("id", n(id))
+            .update_expression("SET triggered = :yes")
+            .condition_expression("attribute_exists(id) AND attribute_not_exists(triggered)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
     async fn put_token(&self, token: &TokenRecord) -> StoreResult<()> {
         let mut put = self
             .client

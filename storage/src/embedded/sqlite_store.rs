@@ -203,6 +203,21 @@ impl JobStore for SqliteJobStore {
             .await
     }
 
+    async fn claim_group_triggers(&self, id: GroupId) -> StoreResult<bool> {
+        self.db
+            .run(move |conn| {
+                let inserted = conn
+                    .execute(
+                        "INSERT OR IGNORE INTO groups_triggered (group_id) \
+                         SELECT id FROM groups WHERE id = ?1",
+                        params![id as i64],
+                    )
+                    .map_err(sql_err)?;
+                Ok(inserted == 1)
+            })
+            .await
+    }
+
     async fn put_token(&self, token: &TokenRecord) -> StoreResult<()> {
         let doc = serde_json::to_string(token).map_err(json_err)?;
         let hash = token.hash.clone();
