@@ -783,6 +783,57 @@ async fn secrets(api: TestApi) {
     assert!(has_field(&body, "start"), "{body}");
 }
 
+/// `/api/ssh-keys`: register, list, refuse bad and repeated keys, delete.
+async fn ssh_keys(api: TestApi) {
+    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOON4HSeZoLlYO+pVg0oPgv4iy/PImi+dkAahY6hAbyy alice@laptop";
+    let (status, body) = api
+        .post(
+            "/api/ssh-keys",
+            &api.alice_read_only,
+            json!({"ssh_key": KEY}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, key) = api
+        .post("/api/ssh-keys", &api.alice, json!({"ssh_key": KEY}))
+        .await;
+    assert_eq!(status, 201, "{key}");
+    assert_eq!(
+        key["fingerprint"],
+        "SHA256:hHU4amqDv1wKdBB/+a9toIgEE/5oYSwo4B7Z1JXT/Fg"
+    );
+    assert_eq!(key["comment"], "alice@laptop");
+    let (status, body) = api
+        .post("/api/ssh-keys", &api.alice, json!({"ssh_key": KEY}))
+        .await;
+    assert_eq!(status, 400);
+    assert!(reasons(&body)[0].1.contains("already registered"), "{body}");
+    for bad in [
+        json!({}),
+        json!({"ssh_key": "ssh-dss AAAA"}),
+        json!({"ssh_key": 7}),
+    ] {
+        let (status, body) = api.post("/api/ssh-keys", &api.alice, bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(has_field(&body, "ssh_key"), "{body}");
+    }
+    let (status, list) = api.get("/api/ssh-keys", &api.alice_read_only).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["results"][0]["id"], key["id"]);
+    let (_, bobs) = api.get("/api/ssh-keys", &api.bob).await;
+    assert_eq!(bobs["total"], 0);
+    let path = format!("/api/ssh-keys/{}", key["id"].as_str().unwrap());
+    let (status, _) = api.send(api.request(Method::DELETE, &path, &api.bob)).await;
+    assert_eq!(status, 404);
+    let (status, _) = api
+        .send(api.request(Method::DELETE, &path, &api.alice))
+        .await;
+    assert_eq!(status, 204);
+    let (_, list) = api.get("/api/ssh-keys", &api.alice).await;
+    assert_eq!(list["total"], 0);
+}
+
 macro_rules! api_tests {
     ($($test:ident),* $(,)?) => {
         mod embedded {
@@ -820,4 +871,5 @@ api_tests!(
     artifacts_and_logs,
     job_groups,
     secrets,
+    ssh_keys,
 );

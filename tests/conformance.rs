@@ -45,4 +45,5 @@ conformance!(
     blobs_append_while_reading,
     secrets_crud,
     sealer_round_trip,
+    ssh_keys_crud,
 );

@@ -202,12 +202,27 @@ fn each_function_role_grants_only_what_its_endpoint_does() {
                 ) && !action.starts_with("iam:"),
                 "{name} may {action}"
             );
-            // Deleting a secret is the one delete an endpoint makes.
+            // Deleting a secret or an SSH key: the only deletes endpoints make.
             assert!(
-                !(action.starts_with("dynamodb:Delete") && name != "delete-secret")
+                !(action.starts_with("dynamodb:Delete")
+                    && name != "delete-secret"
+                    && name != "delete-ssh-key")
                     && action != "s3:DeleteObject",
                 "no endpoint deletes records or blobs ({name}: {action})"
             );
+        }
+        for grant in &grants {
+            if grant.resources.iter().any(|r| r == "SshKeysTable") {
+                assert!(name.contains("-ssh-key"), "{name} reads SSH keys");
+            }
+            if grant.actions.iter().any(|a| a == "dynamodb:DeleteItem") {
+                let table = if name == "delete-secret" {
+                    "SecretsTable"
+                } else {
+                    "SshKeysTable"
+                };
+                assert_eq!(grant.resources, [table], "{name} deletes");
+            }
         }
         // Secrets: only add-secret seals (asks KMS for data keys), and no
         // endpoint can open one: only the worker has kms:Decrypt.
@@ -317,7 +332,7 @@ fn the_worker_role_takes_jobs_and_writes_results_only() {
         if grant.actions.iter().any(|a| a.starts_with("dynamodb:")) {
             let expected: &[&str] = match grant.resources.as_slice() {
                 [r] if r == "JobsTable" => &["dynamodb:GetItem", "dynamodb:PutItem"],
-                [r] if r == "SecretsTable" => &["dynamodb:Query"],
+                [r] if r == "SecretsTable" || r == "SshKeysTable" => &["dynamodb:Query"],
                 [r] if r == "TokensTable" => &["dynamodb:PutItem"],
                 // Groups: it reads them, and may set only `triggered` (the
                 // claim that fires a group's triggers once).
@@ -365,6 +380,7 @@ fn state_is_durable_encrypted_and_expires_as_documented() {
         "TokensTable",
         "CountersTable",
         "SecretsTable",
+        "SshKeysTable",
     ] {
         let p = &r[table]["Properties"];
         assert_eq!(p["BillingMode"], "PAY_PER_REQUEST", "{table}");

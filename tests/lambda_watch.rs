@@ -103,6 +103,7 @@ async fn function_binaries_answer_under_cargo_lambda_watch() {
         ("BUILDS_TOKENS_TABLE", names.tokens_table.clone()),
         ("BUILDS_COUNTERS_TABLE", names.counters_table.clone()),
         ("BUILDS_SECRETS_TABLE", names.secrets_table.clone()),
+        ("BUILDS_SSH_KEYS_TABLE", names.ssh_keys_table.clone()),
         ("BUILDS_QUEUE_NAME", names.queue_name.clone()),
         ("BUILDS_QUEUE_URL", queue_url),
         ("BUILDS_BUCKET", names.bucket.clone()),

@@ -188,6 +188,29 @@ impl SecretResource {
     }
 }
 
+/// A registered SSH public key as `/api/ssh-keys` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshKeyResource {
+    pub id: String,
+    pub created: String,
+    /// `type base64`.
+    pub key: String,
+    pub comment: Option<String>,
+    pub fingerprint: String,
+}
+
+impl SshKeyResource {
+    pub fn new(key: &crate::ssh_key::SshKeyRecord) -> Self {
+        SshKeyResource {
+            id: key.id.clone(),
+            created: format_timestamp(key.created),
+            key: key.key.clone(),
+            comment: key.comment.clone(),
+            fingerprint: key.fingerprint.clone(),
+        }
+    }
+}
+
 /// One page of a list, sr.ht style: `next` is the id to pass as `?start=`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageResource<T> {

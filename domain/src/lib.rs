@@ -7,6 +7,7 @@ pub mod job;
 pub mod manifest;
 pub mod ports;
 pub mod secret;
+pub mod ssh_key;
 pub mod status;
 pub mod token;
 pub mod triggers;

@@ -4,6 +4,7 @@
 
 use crate::job::{Group, GroupId, Job, JobId, NewGroup, NewJob};
 use crate::secret::SecretRecord;
+use crate::ssh_key::SshKeyRecord;
 use crate::token::TokenRecord;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -42,7 +43,7 @@ pub struct JobPage {
     pub total: u64,
 }
 
-/// Jobs (with their tasks and artifacts), groups, tokens and secrets.
+/// Jobs (with their tasks and artifacts), groups, tokens, secrets and SSH keys.
 #[async_trait]
 pub trait JobStore: Send + Sync {
     /// Stores a new job with a fresh id, atomically with its tasks.
@@ -78,6 +79,12 @@ pub trait JobStore: Send + Sync {
     async fn list_secrets(&self, owner: &str) -> StoreResult<Vec<SecretRecord>>;
     /// Whether the owner had a secret with this id to delete.
     async fn delete_secret(&self, owner: &str, id: &str) -> StoreResult<bool>;
+
+    /// Registers an SSH public key (`Conflict` if the owner has this id).
+    async fn put_ssh_key(&self, key: &SshKeyRecord) -> StoreResult<()>;
+    /// The owner's SSH public keys, newest first.
+    async fn list_ssh_keys(&self, owner: &str) -> StoreResult<Vec<SshKeyRecord>>;
+    async fn delete_ssh_key(&self, owner: &str, id: &str) -> StoreResult<bool>;
 }
 
 /// Encrypts secrets before they are stored and decrypts them for the worker

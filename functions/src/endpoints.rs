@@ -2,7 +2,7 @@
 //! Lambda function mounts one.
 
 use crate::state::AppState;
-use crate::{error, groups, jobs, logs, secrets, webhook_key};
+use crate::{error, groups, jobs, logs, secrets, ssh_keys, webhook_key};
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 
@@ -26,10 +26,13 @@ pub enum Endpoint {
     AddSecret,
     ListSecrets,
     DeleteSecret,
+    AddSshKey,
+    ListSshKeys,
+    DeleteSshKey,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 17] = [
+    pub const ALL: [Endpoint; 20] = [
         Endpoint::ListJobs,
         Endpoint::SubmitJob,
         Endpoint::GetJob,
@@ -47,6 +50,9 @@ impl Endpoint {
         Endpoint::AddSecret,
         Endpoint::ListSecrets,
         Endpoint::DeleteSecret,
+        Endpoint::AddSshKey,
+        Endpoint::ListSshKeys,
+        Endpoint::DeleteSshKey,
     ];
 
     /// The route path, in axum's syntax.
@@ -67,6 +73,8 @@ impl Endpoint {
             Endpoint::WebhookKey => "/api/webhook-key",
             Endpoint::AddSecret | Endpoint::ListSecrets => "/api/secrets",
             Endpoint::DeleteSecret => "/api/secrets/{id}",
+            Endpoint::AddSshKey | Endpoint::ListSshKeys => "/api/ssh-keys",
+            Endpoint::DeleteSshKey => "/api/ssh-keys/{id}",
         }
     }
 
@@ -79,8 +87,9 @@ impl Endpoint {
             | Endpoint::CreateGroup
             | Endpoint::StartGroup
             | Endpoint::CancelGroup
-            | Endpoint::AddSecret => "POST",
-            Endpoint::DeleteSecret => "DELETE",
+            | Endpoint::AddSecret
+            | Endpoint::AddSshKey => "POST",
+            Endpoint::DeleteSecret | Endpoint::DeleteSshKey => "DELETE",
             _ => "GET",
         }
     }
@@ -105,6 +114,9 @@ impl Endpoint {
             Endpoint::AddSecret => "add-secret",
             Endpoint::ListSecrets => "list-secrets",
             Endpoint::DeleteSecret => "delete-secret",
+            Endpoint::AddSshKey => "add-ssh-key",
+            Endpoint::ListSshKeys => "list-ssh-keys",
+            Endpoint::DeleteSshKey => "delete-ssh-key",
         }
     }
 
@@ -127,6 +139,9 @@ impl Endpoint {
             Endpoint::AddSecret => post(secrets::add_secret),
             Endpoint::ListSecrets => get(secrets::list_secrets),
             Endpoint::DeleteSecret => delete(secrets::delete_secret),
+            Endpoint::AddSshKey => post(ssh_keys::add_ssh_key),
+            Endpoint::ListSshKeys => get(ssh_keys::list_ssh_keys),
+            Endpoint::DeleteSshKey => delete(ssh_keys::delete_ssh_key),
         }
     }
 }

@@ -13,7 +13,9 @@ pub mod jobs;
 pub mod lambda;
 pub mod links;
 pub mod logs;
+pub mod paging;
 pub mod secrets;
+pub mod ssh_keys;
 pub mod state;
 pub mod webhook_key;
 

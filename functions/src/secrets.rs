@@ -5,27 +5,21 @@
 use crate::auth::authorize;
 use crate::body::{json_object, Fields};
 use crate::error::{ApiError, ApiResult};
+use crate::paging::{page_by_id, UuidPageQuery};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use base64::Engine;
-use builds_domain::api::{PageResource, SecretResource, RESULTS_PER_PAGE};
+use builds_domain::api::{PageResource, SecretResource};
 use builds_domain::ports::StoreError;
 use builds_domain::secret::{parse_mode, NewSecret, SecretKind, SecretRecord, MAX_SECRET_BYTES};
 use builds_domain::token::Scope;
-use serde::Deserialize;
 use serde_json::Value;
 
 /// A request body holds the secret in base64 and a few short fields.
 const BODY_LIMIT: usize = MAX_SECRET_BYTES * 4 / 3 + 4096;
-
-/// `?start=<id>` of the secrets list.
-#[derive(Debug, Deserialize)]
-pub struct SecretPageQuery {
-    pub start: Option<String>,
-}
 
 /// Reads and checks a new secret; every problem at once.
 fn read_new_secret(body: &serde_json::Map<String, Value>) -> ApiResult<NewSecret> {
@@ -140,28 +134,12 @@ pub async fn add_secret(
 pub async fn list_secrets(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<SecretPageQuery>,
+    Query(query): Query<UuidPageQuery>,
 ) -> ApiResult<Json<PageResource<SecretResource>>> {
     let caller = authorize(&state, &headers, Scope::SecretsRead).await?;
     let secrets = state.backend.store.list_secrets(&caller.owner).await?;
-    let first = match query.start.as_deref().filter(|s| !s.is_empty()) {
-        None => 0,
-        Some(start) => secrets.iter().position(|s| s.id == start).ok_or_else(|| {
-            ApiError::field("start", "start must be the id of one of your secrets")
-        })?,
-    };
-    let page: Vec<SecretResource> = secrets
-        .iter()
-        .skip(first)
-        .take(RESULTS_PER_PAGE)
-        .map(SecretResource::new)
-        .collect();
-    Ok(Json(PageResource {
-        next: secrets.get(first + RESULTS_PER_PAGE).map(|s| s.id.clone()),
-        results: page,
-        total: secrets.len() as u64,
-        results_per_page: RESULTS_PER_PAGE,
-    }))
+    let page = page_by_id(&secrets, query.start.as_deref(), |s| &s.id, "secrets")?;
+    Ok(Json(page.map(SecretResource::new)))
 }
 
 pub async fn delete_secret(

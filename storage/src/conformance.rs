@@ -588,3 +588,41 @@ pub async fn sealer_round_trip(f: Fixture) {
     let empty = f.sealer.seal("alice/2", b"").await.unwrap();
     assert_eq!(f.sealer.open("alice/2", &empty).await.unwrap(), b"");
 }
+
+/// SSH public keys: stored once per id, listed newest first per owner,
+/// deleted by their owner only.
+pub async fn ssh_keys_crud(f: Fixture) {
+    use builds_domain::ssh_key::SshKeyRecord;
+    let t0 = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    let key = |owner: &str, created: OffsetDateTime| SshKeyRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        owner: owner.to_string(),
+        key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOON4HSeZoLlYO+pVg0oPgv4iy/PImi+dkAahY6hAbyy"
+            .to_string(),
+        comment: Some("laptop".to_string()),
+        fingerprint: "SHA256:hHU4amqDv1wKdBB/+a9toIgEE/5oYSwo4B7Z1JXT/Fg".to_string(),
+        created,
+    };
+    let older = key("alice", t0);
+    let newer = key("alice", t0 + time::Duration::seconds(1));
+    let bobs = key("bob", t0);
+    for k in [&older, &newer, &bobs] {
+        f.store.put_ssh_key(k).await.unwrap();
+    }
+    assert!(matches!(
+        f.store.put_ssh_key(&older).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        f.store.list_ssh_keys("alice").await.unwrap(),
+        vec![newer.clone(), older.clone()]
+    );
+    assert!(!f.store.delete_ssh_key("bob", &older.id).await.unwrap());
+    assert!(f.store.delete_ssh_key("alice", &older.id).await.unwrap());
+    assert_eq!(f.store.list_ssh_keys("alice").await.unwrap(), vec![newer]);
+    assert_eq!(f.store.list_ssh_keys("bob").await.unwrap(), vec![bobs]);
+    assert!(
+        f.store.list_secrets("alice").await.unwrap().is_empty(),
+        "keys are not secrets"
+    );
+}

@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::Client;
 use builds_domain::job::{Group, GroupId, Job, JobId, NewGroup, NewJob};
 use builds_domain::ports::{JobPage, JobStore, StoreError, StoreResult};
 use builds_domain::secret::SecretRecord;
+use builds_domain::ssh_key::SshKeyRecord;
 use builds_domain::token::TokenRecord;
 use std::collections::HashMap;
 
@@ -50,6 +51,78 @@ fn job_item(job: &Job) -> StoreResult<Item> {
         ("version".to_string(), n(job.version)),
         ("doc".to_string(), s(to_json(job)?)),
     ]))
+}
+
+/// Records kept per owner (secrets, SSH keys): partition `owner`, sort `id`.
+impl DynamoJobStore {
+    async fn put_owned(&self, table: &str, owner: &str, id: &str, doc: String) -> StoreResult<()> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(table)
+            .item("owner", s(owner))
+            .item("id", s(id))
+            .item("doc", s(doc))
+            .condition_expression("attribute_not_exists(id)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::Conflict)
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    async fn list_owned<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        owner: &str,
+    ) -> StoreResult<Vec<T>> {
+        let mut found = Vec::new();
+        let mut start_key = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(table)
+                .key_condition_expression("#owner = :owner")
+                .expression_attribute_names("#owner", "owner")
+                .expression_attribute_values(":owner", s(owner))
+                .consistent_read(true)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in out.items() {
+                found.push(doc_of(item)?);
+            }
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start_key = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(found)
+    }
+
+    async fn delete_owned(&self, table: &str, owner: &str, id: &str) -> StoreResult<bool> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(table)
+            .key("owner", s(owner))
+            .key("id", s(id))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(out.attributes().is_some_and(|a| !a.is_empty()))
+    }
 }
 
 impl DynamoJobStore {
@@ -302,68 +375,46 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn put_secret(&self, secret: &SecretRecord) -> StoreResult<()> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.names.secrets_table)
-            .item("owner", s(secret.owner.clone()))
-            .item("id", s(secret.id.clone()))
-            .item("doc", s(to_json(secret)?))
-            .condition_expression("attribute_not_exists(id)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::Conflict)
-            }
-            Err(err) => Err(sdk_error(err)),
-        }
+        self.put_owned(
+            &self.names.secrets_table,
+            &secret.owner,
+            &secret.id,
+            to_json(secret)?,
+        )
+        .await
     }
 
     async fn list_secrets(&self, owner: &str) -> StoreResult<Vec<SecretRecord>> {
-        let mut secrets: Vec<SecretRecord> = Vec::new();
-        let mut start_key = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.names.secrets_table)
-                .key_condition_expression("#owner = :owner")
-                .expression_attribute_names("#owner", "owner")
-                .expression_attribute_values(":owner", s(owner))
-                .consistent_read(true)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            for item in out.items() {
-                secrets.push(doc_of(item)?);
-            }
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start_key = Some(key.clone()),
-                _ => break,
-            }
-        }
+        let mut secrets: Vec<SecretRecord> =
+            self.list_owned(&self.names.secrets_table, owner).await?;
         secrets.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.id.cmp(&a.id)));
         Ok(secrets)
     }
 
     async fn delete_secret(&self, owner: &str, id: &str) -> StoreResult<bool> {
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.names.secrets_table)
-            .key("owner", s(owner))
-            .key("id", s(id))
-            .return_values(ReturnValue::AllOld)
-            .send()
+        self.delete_owned(&self.names.secrets_table, owner, id)
             .await
-            .map_err(sdk_error)?;
-        Ok(out.attributes().is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn put_ssh_key(&self, key: &SshKeyRecord) -> StoreResult<()> {
+        self.put_owned(
+            &self.names.ssh_keys_table,
+            &key.owner,
+            &key.id,
+            to_json(key)?,
+        )
+        .await
+    }
+
+    async fn list_ssh_keys(&self, owner: &str) -> StoreResult<Vec<SshKeyRecord>> {
+        let mut keys: Vec<SshKeyRecord> =
+            self.list_owned(&self.names.ssh_keys_table, owner).await?;
+        keys.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.id.cmp(&a.id)));
+        Ok(keys)
+    }
+
+    async fn delete_ssh_key(&self, owner: &str, id: &str) -> StoreResult<bool> {
+        self.delete_owned(&self.names.ssh_keys_table, owner, id)
+            .await
     }
 }

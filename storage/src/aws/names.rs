@@ -10,6 +10,8 @@ pub struct AwsNames {
     pub counters_table: String,
     /// Secrets (partition `owner`, sort `id`), their bytes sealed.
     pub secrets_table: String,
+    /// Users' SSH public keys (partition `owner`, sort `id`).
+    pub ssh_keys_table: String,
     /// The KMS key that seals secrets (id, ARN or alias); the worker needs
     /// none (the sealed bytes name their key), the API does to add secrets.
     pub secrets_key: Option<String>,
@@ -24,7 +26,7 @@ pub const OWNER_INDEX: &str = "by-owner";
 
 impl AwsNames {
     /// Every name made from one prefix: `<prefix>jobs`, `<prefix>groups`,
-    /// `<prefix>tokens`, `<prefix>counters`, `<prefix>secrets`, queue `<prefix>jobs`, bucket `<prefix>blobs`.
+    /// `<prefix>tokens`, `<prefix>counters`, `<prefix>secrets`, `<prefix>ssh-keys`, queue `<prefix>jobs`, bucket `<prefix>blobs`.
     pub fn with_prefix(prefix: &str) -> Self {
         AwsNames {
             jobs_table: format!("{prefix}jobs"),
@@ -32,6 +34,7 @@ impl AwsNames {
             tokens_table: format!("{prefix}tokens"),
             counters_table: format!("{prefix}counters"),
             secrets_table: format!("{prefix}secrets"),
+            ssh_keys_table: format!("{prefix}ssh-keys"),
             secrets_key: None,
             queue_name: format!("{prefix}jobs"),
             queue_url: None,
@@ -42,7 +45,8 @@ impl AwsNames {
     /// From the environment:
     /// - `BUILDS_AWS_PREFIX` (default `builds-`): prefix of every default name;
     /// - `BUILDS_JOBS_TABLE`, `BUILDS_GROUPS_TABLE`, `BUILDS_TOKENS_TABLE`,
-    ///   `BUILDS_COUNTERS_TABLE`, `BUILDS_SECRETS_TABLE`: table names;
+    ///   `BUILDS_COUNTERS_TABLE`, `BUILDS_SECRETS_TABLE`, `BUILDS_SSH_KEYS_TABLE`:
+    ///   table names;
     /// - `BUILDS_SECRETS_KEY`: the KMS key that seals new secrets (no default);
     /// - `BUILDS_QUEUE_NAME` or `BUILDS_QUEUE_URL`: the job queue;
     /// - `BUILDS_BUCKET`: the bucket for logs and artifacts.
@@ -59,6 +63,7 @@ impl AwsNames {
             tokens_table: get("BUILDS_TOKENS_TABLE").unwrap_or(defaults.tokens_table),
             counters_table: get("BUILDS_COUNTERS_TABLE").unwrap_or(defaults.counters_table),
             secrets_table: get("BUILDS_SECRETS_TABLE").unwrap_or(defaults.secrets_table),
+            ssh_keys_table: get("BUILDS_SSH_KEYS_TABLE").unwrap_or(defaults.ssh_keys_table),
             secrets_key: get("BUILDS_SECRETS_KEY"),
             queue_name: get("BUILDS_QUEUE_NAME").unwrap_or(defaults.queue_name),
             queue_url: get("BUILDS_QUEUE_URL"),

@@ -33,6 +33,13 @@ CREATE TABLE IF NOT EXISTS secrets (
     doc TEXT NOT NULL,
     PRIMARY KEY (owner, id)
 );
+CREATE TABLE IF NOT EXISTS ssh_keys (
+    owner TEXT NOT NULL,
+    id TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (owner, id)
+);
 CREATE TABLE IF NOT EXISTS queue_messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     queue TEXT NOT NULL,

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use builds_domain::job::{Group, GroupId, Job, JobId, NewGroup, NewJob};
 use builds_domain::ports::{JobPage, JobStore, StoreError, StoreResult};
 use builds_domain::secret::SecretRecord;
+use builds_domain::ssh_key::SshKeyRecord;
 use builds_domain::token::TokenRecord;
 use rusqlite::{params, OptionalExtension};
 
@@ -21,6 +22,96 @@ impl SqliteJobStore {
 
     pub fn open(path: &std::path::Path) -> StoreResult<Self> {
         Ok(SqliteJobStore::new(Database::open(path)?))
+    }
+}
+
+/// Tables of records kept per owner (secrets, SSH keys), keyed by owner and
+/// id, listed newest first.
+#[derive(Clone, Copy)]
+enum OwnedTable {
+    Secrets,
+    SshKeys,
+}
+
+impl OwnedTable {
+    fn name(self) -> &'static str {
+        match self {
+            OwnedTable::Secrets => "secrets",
+            OwnedTable::SshKeys => "ssh_keys",
+        }
+    }
+}
+
+impl SqliteJobStore {
+    async fn put_owned(
+        &self,
+        table: OwnedTable,
+        owner: &str,
+        id: &str,
+        created: time::OffsetDateTime,
+        doc: String,
+    ) -> StoreResult<()> {
+        let (owner, id) = (owner.to_string(), id.to_string());
+        let created = created.unix_timestamp_nanos() as i64;
+        self.db
+            .run(move |conn| {
+                let inserted = conn
+                    .execute(
+                        &format!(
+                            "INSERT OR IGNORE INTO {} (owner, id, created_ns, doc) \
+                             VALUES (?1, ?2, ?3, ?4)",
+                            table.name()
+                        ),
+                        params![owner, id, created, doc],
+                    )
+                    .map_err(sql_err)?;
+                if inserted == 0 {
+                    return Err(StoreError::Conflict);
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list_owned<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        table: OwnedTable,
+        owner: &str,
+    ) -> StoreResult<Vec<T>> {
+        let owner = owner.to_string();
+        self.db
+            .run(move |conn| {
+                let mut statement = conn
+                    .prepare(&format!(
+                        "SELECT doc FROM {} WHERE owner = ?1 ORDER BY created_ns DESC, id DESC",
+                        table.name()
+                    ))
+                    .map_err(sql_err)?;
+                let docs = statement
+                    .query_map(params![owner], |row| row.get::<_, String>(0))
+                    .map_err(sql_err)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sql_err)?;
+                docs.iter()
+                    .map(|doc| serde_json::from_str(doc).map_err(json_err))
+                    .collect()
+            })
+            .await
+    }
+
+    async fn delete_owned(&self, table: OwnedTable, owner: &str, id: &str) -> StoreResult<bool> {
+        let (owner, id) = (owner.to_string(), id.to_string());
+        self.db
+            .run(move |conn| {
+                let n = conn
+                    .execute(
+                        &format!("DELETE FROM {} WHERE owner = ?1 AND id = ?2", table.name()),
+                        params![owner, id],
+                    )
+                    .map_err(sql_err)?;
+                Ok(n > 0)
+            })
+            .await
     }
 }
 
@@ -252,62 +343,35 @@ impl JobStore for SqliteJobStore {
 
     async fn put_secret(&self, secret: &SecretRecord) -> StoreResult<()> {
         let doc = serde_json::to_string(secret).map_err(json_err)?;
-        let (owner, id, created) = (
-            secret.owner.clone(),
-            secret.id.clone(),
-            secret.created.unix_timestamp_nanos() as i64,
-        );
-        self.db
-            .run(move |conn| {
-                let inserted = conn
-                    .execute(
-                        "INSERT OR IGNORE INTO secrets (owner, id, created_ns, doc) \
-                         VALUES (?1, ?2, ?3, ?4)",
-                        params![owner, id, created, doc],
-                    )
-                    .map_err(sql_err)?;
-                if inserted == 0 {
-                    return Err(StoreError::Conflict);
-                }
-                Ok(())
-            })
-            .await
+        self.put_owned(
+            OwnedTable::Secrets,
+            &secret.owner,
+            &secret.id,
+            secret.created,
+            doc,
+        )
+        .await
     }
 
     async fn list_secrets(&self, owner: &str) -> StoreResult<Vec<SecretRecord>> {
-        let owner = owner.to_string();
-        self.db
-            .run(move |conn| {
-                let mut statement = conn
-                    .prepare(
-                        "SELECT doc FROM secrets WHERE owner = ?1 \
-                         ORDER BY created_ns DESC, id DESC",
-                    )
-                    .map_err(sql_err)?;
-                let docs = statement
-                    .query_map(params![owner], |row| row.get::<_, String>(0))
-                    .map_err(sql_err)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(sql_err)?;
-                docs.iter()
-                    .map(|doc| serde_json::from_str(doc).map_err(json_err))
-                    .collect()
-            })
-            .await
+        self.list_owned(OwnedTable::Secrets, owner).await
     }
 
     async fn delete_secret(&self, owner: &str, id: &str) -> StoreResult<bool> {
-        let (owner, id) = (owner.to_string(), id.to_string());
-        self.db
-            .run(move |conn| {
-                let n = conn
-                    .execute(
-                        "DELETE FROM secrets WHERE owner = ?1 AND id = ?2",
-                        params![owner, id],
-                    )
-                    .map_err(sql_err)?;
-                Ok(n > 0)
-            })
+        self.delete_owned(OwnedTable::Secrets, owner, id).await
+    }
+
+    async fn put_ssh_key(&self, key: &SshKeyRecord) -> StoreResult<()> {
+        let doc = serde_json::to_string(key).map_err(json_err)?;
+        self.put_owned(OwnedTable::SshKeys, &key.owner, &key.id, key.created, doc)
             .await
+    }
+
+    async fn list_ssh_keys(&self, owner: &str) -> StoreResult<Vec<SshKeyRecord>> {
+        self.list_owned(OwnedTable::SshKeys, owner).await
+    }
+
+    async fn delete_ssh_key(&self, owner: &str, id: &str) -> StoreResult<bool> {
+        self.delete_owned(OwnedTable::SshKeys, owner, id).await
     }
 }
