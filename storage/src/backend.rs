@@ -6,20 +6,11 @@ use crate::embedded::{Database, DirBlobStore, SqliteJobQueue, SqliteJobStore};
 use crate::sealing::{KeyFileSealer, KmsSealer};
 use crate::signing::UrlSigner;
 use builds_domain::ports::{BlobStore, JobQueue, JobStore, SecretSealer, StoreResult};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// A message received this many times goes to the dead-letter queue.
 pub const DEFAULT_MAX_RECEIVES: u32 = 5;
-
-/// Which adapters to use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BackendKind {
-    /// SQLite file and blob directory under `data_dir`.
-    Embedded { data_dir: PathBuf },
-    /// DynamoDB, SQS and S3 named by `names`.
-    Aws { names: AwsNames },
-}
 
 /// The three ports, ready to use, plus the signer for URLs the service hands out.
 #[derive(Clone)]

@@ -16,5 +16,5 @@ pub mod embedded;
 pub mod sealing;
 pub mod signing;
 
-pub use backend::{Backend, BackendKind};
+pub use backend::Backend;
 pub use signing::{SignedLogLinks, UrlSigner};
