@@ -371,6 +371,29 @@ fn the_worker_role_takes_jobs_and_writes_results_only() {
 }
 
 #[test]
+fn workers_open_only_the_ssh_gateway() {
+    let template = template();
+    let r = resources(&template);
+    let group = &r["WorkerSecurityGroup"]["Properties"];
+    let ingress = group["SecurityGroupIngress"].as_array().expect("ingress");
+    assert_eq!(ingress.len(), 1, "{ingress:?}");
+    assert_eq!(ingress[0]["FromPort"], 2222);
+    assert_eq!(ingress[0]["ToPort"], 2222);
+    assert_eq!(ingress[0]["CidrIp"]["Ref"], "WorkerSshCidr");
+    let data = &r["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"];
+    assert_eq!(
+        data["SecurityGroupIds"][0]["Fn::GetAtt"][0],
+        "WorkerSecurityGroup"
+    );
+    let user_data = data["UserData"].to_string();
+    assert!(
+        user_data.contains("BUILDS_SSH_ADDR=0.0.0.0:2222"),
+        "{user_data}"
+    );
+    assert!(user_data.contains("BUILDS_SSH_HOST="), "{user_data}");
+}
+
+#[test]
 fn state_is_durable_encrypted_and_expires_as_documented() {
     let template = template();
     let r = resources(&template);

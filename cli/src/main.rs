@@ -52,6 +52,8 @@ enum Command {
     },
     /// Run the service (every API endpoint) on this machine.
     Serve(serve::ServeArgs),
+    /// SSH into a job's guest while it is held (`shell: true`, or a failed build).
+    Ssh(client::shell::SshArgs),
     /// Manage your secrets (SSH keys, PGP keys, files) for jobs.
     Secret {
         #[command(subcommand)]
@@ -206,6 +208,7 @@ fn main() -> ExitCode {
         }
         Command::Token { command } => block_on(token::run(command)),
         Command::Secret { command } => client_command(client::secrets::run(command)),
+        Command::Ssh(args) => client_command(client::shell::run(args)),
         Command::Image {
             command: ImageCommand::Build { name, images },
         } => match image::build(&name, images) {

@@ -61,6 +61,10 @@ pub struct JobResource {
     pub setup_log: Option<String>,
     pub tasks: Vec<TaskResource>,
     pub group_id: Option<u64>,
+    /// While the guest is held for SSH: `ssh://<job id>@host:port` (see
+    /// `builds ssh`). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
 }
 
 /// Where a job's logs can be read; the API layer knows how to sign them.
@@ -106,6 +110,11 @@ impl JobResource {
                 })
                 .collect(),
             group_id: job.group_id,
+            shell: job
+                .shell
+                .as_ref()
+                .filter(|_| job.status == crate::status::JobStatus::Running)
+                .map(|address| format!("ssh://{}@{address}", job.id)),
         }
     }
 }

@@ -71,6 +71,9 @@ pub struct Job {
     /// so they fire once.
     #[serde(default)]
     pub triggered: bool,
+    /// While the guest is held for SSH: the gateway's `host:port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
     #[serde(with = "time::serde::timestamp")]
     pub created: OffsetDateTime,
     #[serde(with = "time::serde::timestamp")]
@@ -119,6 +122,7 @@ impl NewJob {
             task_started: false,
             reason: None,
             triggered: false,
+            shell: None,
             created: now,
             updated: now,
             version: 1,

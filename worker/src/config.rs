@@ -42,6 +42,22 @@ pub struct WorkerConfig {
     pub sign_log_links: bool,
     /// Webhook key and SMTP server for triggers.
     pub triggers: crate::triggers::TriggerSettings,
+    /// The SSH gateway into held guests; none unless `BUILDS_SSH_ADDR` is set.
+    pub shell: Option<ShellSettings>,
+    /// How long a failed build's guest stays up for SSH (`BUILDS_FAILED_HOLD`
+    /// seconds, default 600), when its owner has a key to connect with.
+    pub failed_hold: Duration,
+}
+
+/// Where the SSH gateway listens and what users are told to connect to.
+#[derive(Debug, Clone)]
+pub struct ShellSettings {
+    /// `BUILDS_SSH_ADDR`, e.g. `0.0.0.0:2222` (port 0: any free port).
+    pub bind: std::net::SocketAddr,
+    /// `BUILDS_SSH_HOST` (default: this machine's host name).
+    pub public_host: String,
+    /// The gateway's host key (`<images>/gateway_host_key`, made on first use).
+    pub host_key: PathBuf,
 }
 
 impl WorkerConfig {
@@ -60,6 +76,8 @@ impl WorkerConfig {
             origin: origin.trim_end_matches('/').to_string(),
             sign_log_links: true,
             triggers: Default::default(),
+            shell: None,
+            failed_hold: Duration::from_secs(600),
         }
     }
 
@@ -94,6 +112,21 @@ impl WorkerConfig {
             config.cpus = n.max(1) as u32;
         }
         config.triggers = crate::triggers::TriggerSettings::from_env()?;
+        if let Some(n) = num("BUILDS_FAILED_HOLD")? {
+            config.failed_hold = Duration::from_secs(n);
+        }
+        if let Some(addr) = get("BUILDS_SSH_ADDR") {
+            let bind = addr.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "BUILDS_SSH_ADDR must be an address such as 0.0.0.0:2222, not {addr:?}"
+                )
+            })?;
+            config.shell = Some(ShellSettings {
+                bind,
+                public_host: get("BUILDS_SSH_HOST").unwrap_or_else(host_name),
+                host_key: config.images_dir.join("gateway_host_key"),
+            });
+        }
         // Log links in webhook payloads need the API's signing key.
         config.sign_log_links = get("BUILDS_SIGNING_KEY").is_some();
         config.accel = accel_from_env()?;
@@ -111,9 +144,12 @@ pub fn accel_from_env() -> anyhow::Result<AccelChoice> {
     }
 }
 
-fn default_worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "worker".to_string());
-    format!("{host}-{}", std::process::id())
+        .unwrap_or_else(|_| "worker".to_string())
+}
+
+fn default_worker_id() -> String {
+    format!("{}-{}", host_name(), std::process::id())
 }

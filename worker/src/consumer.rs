@@ -10,6 +10,7 @@ use crate::image;
 use crate::log_shipper::LogShipper;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::PortPool;
+use crate::shell::ShellGateway;
 use crate::ssh::Ssh;
 use crate::vm::{choose_accel, Accel, Vm, VmSpec};
 use builds_domain::api::{GroupResource, JobResource, WithoutLogLinks};
@@ -38,7 +39,13 @@ pub struct Worker {
     config: WorkerConfig,
     ports: PortPool,
     accel: OnceCell<Accel>,
+    /// The SSH gateway into held guests, started with the worker when configured.
+    gateway: OnceCell<Option<ShellGateway>>,
 }
+
+/// A held guest is released this long before the job's deadline, so that the
+/// job ends with the status its tasks earned rather than `timeout`.
+const HOLD_MARGIN: Duration = Duration::from_secs(10);
 
 /// What became of a job this worker took.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,12 +68,46 @@ impl Worker {
             config,
             ports: PortPool::default(),
             accel: OnceCell::new(),
+            gateway: OnceCell::new(),
         })
+    }
+
+    /// Starts the SSH gateway when one is configured (once per worker). A
+    /// gateway that cannot start is logged; jobs then run without holds.
+    async fn start_gateway(&self) {
+        self.gateway
+            .get_or_init(|| async {
+                let settings = self.config.shell.as_ref()?;
+                match ShellGateway::start(
+                    settings.bind,
+                    &settings.public_host,
+                    &settings.host_key,
+                    Arc::clone(&self.backend.store),
+                )
+                .await
+                {
+                    Ok(gateway) => {
+                        tracing::info!(address = %gateway.address, "SSH gateway listening");
+                        Some(gateway)
+                    }
+                    Err(err) => {
+                        tracing::error!(err = format!("{err:#}"), "the SSH gateway did not start");
+                        None
+                    }
+                }
+            })
+            .await;
+    }
+
+    /// Where users reach held guests, once the gateway is up.
+    pub fn shell_address(&self) -> Option<String> {
+        self.gateway.get()?.as_ref().map(|g| g.address.clone())
     }
 
     /// Takes jobs until `shutdown` turns true; then stops taking and lets the
     /// running jobs be picked up elsewhere (their messages come back).
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        self.start_gateway().await;
         let slots = Arc::new(Semaphore::new(self.config.concurrency));
         tracing::info!(worker = %self.config.worker_id, concurrency = self.config.concurrency, "worker started");
         loop {
@@ -415,7 +456,7 @@ impl Worker {
         ));
         let deadline = tokio::time::sleep(self.config.deadline);
         let ending = tokio::select! {
-            outcome = self.boot_and_run(job, &log) => Ending::Finished(outcome),
+            outcome = self.boot_and_run(job, &log, tokio::time::Instant::now()) => Ending::Finished(outcome),
             _ = self.heartbeat(job.id, delivery) => Ending::Cancelled,
             _ = deadline => Ending::TimedOut,
             _ = shutdown.changed() => Ending::Abandoned,
@@ -458,6 +499,7 @@ impl Worker {
             }
             job.set_status(status).map_err(|_| ())?;
             job.reason = reason.clone();
+            job.shell = None;
             // Whoever writes the final status owns the triggers.
             job.triggered = true;
             Ok(())
@@ -514,12 +556,17 @@ impl Worker {
     }
 
     /// Boots the guest and runs the pipeline. The guest dies with this future.
-    async fn boot_and_run(&self, job: &Job, log: &LogShipper) -> Outcome {
+    async fn boot_and_run(
+        &self,
+        job: &Job,
+        log: &LogShipper,
+        started: tokio::time::Instant,
+    ) -> Outcome {
         let scratch =
             self.config
                 .work_dir
                 .join(format!("job-{}-{}", job.id, uuid::Uuid::new_v4().simple()));
-        let outcome = self.boot_and_run_in(job, log, &scratch).await;
+        let outcome = self.boot_and_run_in(job, log, &scratch, started).await;
         let _ = std::fs::remove_dir_all(&scratch);
         match outcome {
             Ok(outcome) => outcome,
@@ -533,6 +580,7 @@ impl Worker {
         job: &Job,
         log: &LogShipper,
         scratch: &std::path::Path,
+        started: tokio::time::Instant,
     ) -> anyhow::Result<Outcome> {
         let manifest = manifest::parse(&job.manifest)
             .map_err(|problems| anyhow::anyhow!("the manifest is not valid: {}", problems[0]))?;
@@ -572,7 +620,12 @@ impl Worker {
                 ));
             })
             .await?;
-        let ssh = Ssh::new(port.port, &key, &image_dir, &crate::ssh::control_dir()?);
+        let ssh = Arc::new(Ssh::new(
+            port.port,
+            &key,
+            &image_dir,
+            &crate::ssh::control_dir()?,
+        ));
         ssh.connect(Duration::from_secs(60)).await?;
         log.line(&format!(
             "[builds] guest up in {:.1} s",
@@ -590,9 +643,102 @@ impl Worker {
             token_lifetime: self.config.deadline,
         };
         let outcome = pipeline.run().await;
+        if let Ok(outcome) = &outcome {
+            self.hold_for_shell(job, &manifest, &ssh, outcome, log, started)
+                .await;
+        }
         ssh.close().await;
         vm.kill().await;
         outcome
+    }
+
+    /// Keeps the guest up for its owner to SSH into, after the tasks: until
+    /// the deadline with `shell: true`, 10 minutes (`failed_hold`) after a
+    /// failed build; until the first session ends, either way. Only when the
+    /// gateway runs and the owner has a key to connect with.
+    async fn hold_for_shell(
+        &self,
+        job: &Job,
+        manifest: &manifest::Manifest,
+        ssh: &Arc<Ssh>,
+        outcome: &Outcome,
+        log: &LogShipper,
+        started: tokio::time::Instant,
+    ) {
+        let failed = matches!(outcome, Outcome::Failed(_));
+        if !manifest.shell && !failed {
+            return;
+        }
+        let Some(gateway) = self.gateway.get().and_then(Option::as_ref) else {
+            if manifest.shell {
+                log.line("[builds] shell: this worker offers no SSH access (BUILDS_SSH_ADDR); the guest is not held");
+            }
+            return;
+        };
+        match self.backend.store.list_ssh_keys(&job.owner).await {
+            Ok(keys) if !keys.is_empty() => {}
+            Ok(_) => {
+                if manifest.shell {
+                    log.line("[builds] shell: the job's owner has no SSH key registered (/api/ssh-keys), so nobody could connect; the guest is not held");
+                }
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(job = job.id, %err, "reading SSH keys failed; not holding");
+                return;
+            }
+        }
+        let left = self
+            .config
+            .deadline
+            .saturating_sub(started.elapsed())
+            .saturating_sub(HOLD_MARGIN);
+        let hold = if failed {
+            self.config.failed_hold.min(left)
+        } else {
+            left
+        };
+        if hold.is_zero() {
+            return;
+        }
+        let guard = gateway.hold(job.id, &job.owner, Arc::clone(ssh));
+        let address = gateway.address.clone();
+        if self.set_shell(job.id, Some(address.clone())).await.is_err() {
+            return;
+        }
+        let (host, port) = address.rsplit_once(':').unwrap_or((&address, "22"));
+        log.line(&format!(
+            "[builds] the guest is held for SSH for {} s{}: `builds ssh {id}` (or `ssh -t -p {port} {id}@{host}`) with a key registered at /api/ssh-keys; it is released when the session ends",
+            hold.as_secs(),
+            if failed { " after the failure" } else { "" },
+            id = job.id,
+        ));
+        tokio::select! {
+            _ = guard.session_ended() => log.line("[builds] the SSH session ended; releasing the guest"),
+            _ = tokio::time::sleep(hold) => log.line("[builds] the SSH hold is over; releasing the guest"),
+        }
+        drop(guard);
+        let _ = self.set_shell(job.id, None).await;
+    }
+
+    /// Records (or clears) where the running job's guest is reachable.
+    async fn set_shell(&self, job_id: u64, address: Option<String>) -> Result<(), ()> {
+        let result = update_job(self.backend.store.as_ref(), job_id, |job| {
+            if job.status != JobStatus::Running {
+                return Err(());
+            }
+            job.shell = address.clone();
+            Ok(())
+        })
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(UpdateError::Store(err)) => {
+                tracing::warn!(job_id, %err, "recording the SSH address failed");
+                Err(())
+            }
+            Err(_) => Err(()),
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub mod image;
 pub mod log_shipper;
 pub mod pipeline;
 pub mod ports;
+pub mod shell;
 pub mod ssh;
 pub mod triggers;
 pub mod vm;

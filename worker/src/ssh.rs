@@ -185,6 +185,18 @@ impl Ssh {
         }
     }
 
+    /// A login session in the guest for a person (through the SSH gateway):
+    /// their command, or a login shell when `None`; `-tt` when they asked for
+    /// a terminal. The caller wires its standard streams.
+    pub fn session(&self, command: Option<&str>, tty: bool) -> Command {
+        let mut session = self.command();
+        session.arg(if tty { "-tt" } else { "-T" });
+        if let Some(command) = command {
+            session.arg(command);
+        }
+        session
+    }
+
     /// Closes the shared connection.
     pub async fn close(&self) {
         let _ = self

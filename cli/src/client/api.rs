@@ -407,6 +407,9 @@ pub struct Job {
     #[serde(default)]
     pub tasks: Vec<Task>,
     pub group_id: Option<u64>,
+    /// `ssh://ID@host:port` while the guest is held for SSH.
+    #[serde(default)]
+    pub shell: Option<String>,
 }
 
 impl Job {

@@ -161,7 +161,7 @@ pub async fn submit(args: SubmitArgs) -> anyhow::Result<bool> {
     Ok(all_succeeded)
 }
 
-async fn get_job(api: &Api, id: u64) -> anyhow::Result<(Job, Value)> {
+pub(crate) async fn get_job(api: &Api, id: u64) -> anyhow::Result<(Job, Value)> {
     let what = format!("job {id}");
     let raw = api
         .get_json(&format!("/api/jobs/{id}"))

@@ -8,6 +8,7 @@ pub mod config;
 pub mod follow;
 pub mod output;
 pub mod secrets;
+pub mod shell;
 
 use clap::Args;
 use std::path::PathBuf;
