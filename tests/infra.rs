@@ -371,6 +371,21 @@ fn the_worker_role_takes_jobs_and_writes_results_only() {
 }
 
 #[test]
+fn the_template_is_what_its_generator_makes() {
+    let out = std::process::Command::new("python3")
+        .arg(builds_tests::repo_root().join("infra/generate-template"))
+        .arg("--check")
+        .output()
+        .expect("python3 runs infra/generate-template");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn workers_open_only_the_ssh_gateway() {
     let template = template();
     let r = resources(&template);
