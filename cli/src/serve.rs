@@ -28,6 +28,13 @@ pub struct ServeArgs {
     /// Longest a job may run, in seconds.
     #[arg(long, default_value = "2700", env = "BUILDS_JOB_DEADLINE")]
     deadline: u64,
+    /// Run the SSH gateway into held guests here (`builds ssh`), e.g.
+    /// 127.0.0.1:2222; without it guests are not held for SSH.
+    #[arg(long, env = "BUILDS_SSH_ADDR", value_name = "ADDR")]
+    ssh_addr: Option<std::net::SocketAddr>,
+    /// The host `builds ssh` is told to reach [default: the address's IP].
+    #[arg(long, env = "BUILDS_SSH_HOST", value_name = "HOST")]
+    ssh_host: Option<String>,
     #[command(flatten)]
     backend: BackendArgs,
 }
@@ -91,6 +98,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         worker_config.deadline = std::time::Duration::from_secs(args.deadline);
         worker_config.accel = builds_worker::config::accel_from_env()?;
         worker_config.triggers = triggers;
+        worker_config.shell = args.ssh_addr.map(|bind| {
+            builds_worker::config::ShellSettings::new(
+                bind,
+                args.ssh_host.clone(),
+                &worker_config.images_dir,
+            )
+        });
         let worker = builds_worker::Worker::new(backend, worker_config);
         workers.push(tokio::spawn(worker.run(shutdown)));
     }

@@ -24,6 +24,13 @@ pub struct WorkerArgs {
     /// Public URL of the API, for JOB_URL.
     #[arg(long, default_value = "http://127.0.0.1:8080", env = "BUILDS_ORIGIN")]
     origin: String,
+    /// Run the SSH gateway into held guests here (`builds ssh`), e.g.
+    /// 127.0.0.1:2222; without it guests are not held for SSH.
+    #[arg(long, env = "BUILDS_SSH_ADDR", value_name = "ADDR")]
+    ssh_addr: Option<std::net::SocketAddr>,
+    /// The host `builds ssh` is told to reach [default: the address's IP].
+    #[arg(long, env = "BUILDS_SSH_HOST", value_name = "HOST")]
+    ssh_host: Option<String>,
     #[command(flatten)]
     backend: BackendArgs,
 }
@@ -39,6 +46,9 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     config.lease = Duration::from_secs(args.lease.max(3));
     config.accel = builds_worker::config::accel_from_env()?;
     config.triggers = crate::trigger_settings::trigger_settings(&args.backend.data_dir)?;
+    config.shell = args.ssh_addr.map(|bind| {
+        builds_worker::config::ShellSettings::new(bind, args.ssh_host.clone(), &config.images_dir)
+    });
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;

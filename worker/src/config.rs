@@ -60,6 +60,29 @@ pub struct ShellSettings {
     pub host_key: PathBuf,
 }
 
+impl ShellSettings {
+    /// Listening on `bind`; users told to reach `public_host`, else the bound
+    /// address, else (bound to every address) this machine's host name.
+    pub fn new(
+        bind: std::net::SocketAddr,
+        public_host: Option<String>,
+        images: &std::path::Path,
+    ) -> Self {
+        let public_host = public_host.unwrap_or_else(|| {
+            if bind.ip().is_unspecified() {
+                host_name()
+            } else {
+                bind.ip().to_string()
+            }
+        });
+        ShellSettings {
+            bind,
+            public_host,
+            host_key: images.join("gateway_host_key"),
+        }
+    }
+}
+
 impl WorkerConfig {
     pub fn new(images_dir: PathBuf, work_dir: PathBuf, origin: &str) -> Self {
         WorkerConfig {
@@ -121,11 +144,11 @@ impl WorkerConfig {
                     "BUILDS_SSH_ADDR must be an address such as 0.0.0.0:2222, not {addr:?}"
                 )
             })?;
-            config.shell = Some(ShellSettings {
+            config.shell = Some(ShellSettings::new(
                 bind,
-                public_host: get("BUILDS_SSH_HOST").unwrap_or_else(host_name),
-                host_key: config.images_dir.join("gateway_host_key"),
-            });
+                get("BUILDS_SSH_HOST"),
+                &config.images_dir,
+            ));
         }
         // Log links in webhook payloads need the API's signing key.
         config.sign_log_links = get("BUILDS_SIGNING_KEY").is_some();

@@ -182,6 +182,10 @@ fn print_job(job: &Job, color: bool) {
         .as_ref()
         .and_then(|o| o.canonical_name.clone().or(o.name.clone()));
     let group = job.group_id.map(|g| g.to_string());
+    let shell = job
+        .shell
+        .as_ref()
+        .map(|url| format!("`builds ssh {}` ({url})", job.id));
     let fields = [
         ("image", job.image.as_deref()),
         ("note", job.note.as_deref()),
@@ -192,6 +196,7 @@ fn print_job(job: &Job, color: bool) {
         ("created", job.created.as_deref()),
         ("updated", job.updated.as_deref()),
         ("setup log", job.setup_log.as_deref()),
+        ("ssh", shell.as_deref()),
     ];
     for (label, value) in fields {
         if let Some(value) = value {
