@@ -1,6 +1,7 @@
 //! The `builds` client commands, run as the real binary against a local API
 //! server (embedded backend, no worker): submit, show, list, cancel, start,
-//! manifest, resubmit, artifacts, config, errors. Real guests: `client_vm.rs`.
+//! manifest, resubmit, artifacts, config, secrets, ssh, errors. Real guests:
+//! `client_vm.rs`, `secrets_vm.rs`, `shell_vm.rs`.
 
 use builds_tests::{run_command, TestApi};
 use serde_json::Value;
@@ -479,4 +480,143 @@ async fn resubmit_copies_and_edit_changes_the_manifest() {
     assert!(stderr(&out).contains("nothing was submitted"), "{out:?}");
     let (_, list) = api.get("/api/jobs", &api.alice).await;
     assert_eq!(list["total"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_add_list_delete_and_their_errors() {
+    use builds_domain::token::Scope;
+    let api = TestApi::embedded(None).await;
+    let token = api
+        .mint("alice", vec![Scope::SecretsRead, Scope::SecretsWrite])
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token.txt");
+    std::fs::write(&file, "t0ps3cret\n").unwrap();
+    let client = |args: &[&str]| {
+        let mut command = api.client(&token);
+        command.args(args);
+        command
+    };
+    let path = file.to_str().unwrap();
+
+    let out = run(client(&[
+        "secret",
+        "add",
+        "--type",
+        "file",
+        "--path",
+        "~/.token",
+        "--mode",
+        "640",
+        "--name",
+        "deploy-token",
+        path,
+    ]))
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let added = stdout(&out);
+    let id = added
+        .strip_prefix("Secret ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("{added}"))
+        .to_string();
+    assert_eq!(added, format!("Secret {id} added as deploy-token\n"));
+
+    let out = run(client(&["secret", "list"])).await;
+    let table = stdout(&out);
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(
+        table.contains(&id) && table.contains("file") && table.contains("~/.token (640)"),
+        "{table}"
+    );
+    assert!(!table.contains("t0ps3cret"), "{table}");
+    let out = run(client(&["secret", "list", "--json"])).await;
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["id"], id.as_str());
+
+    // Mistakes are named before anything is sent, or by the API's envelope.
+    for (args, says) in [
+        (
+            vec!["secret", "add", "--type", "ssh_key", "--path", "~/x", path],
+            "--path and --mode are for --type file only",
+        ),
+        (
+            vec!["secret", "add", "--type", "file", path],
+            "needs --path",
+        ),
+        (
+            vec![
+                "secret",
+                "add",
+                "--type",
+                "file",
+                "--path",
+                "~/x",
+                "/nonexistent",
+            ],
+            "cannot read /nonexistent",
+        ),
+        (vec!["secret", "add", "--type", "ssh_key", path], "secret:"),
+        (
+            vec![
+                "secret",
+                "add",
+                "--type",
+                "file",
+                "--path",
+                "~/y",
+                "--name",
+                "deploy-token",
+                path,
+            ],
+            "already have a secret named",
+        ),
+        (
+            vec!["secret", "add", "--type", "password", path],
+            "invalid value 'password'",
+        ),
+    ] {
+        let out = run(client(&args)).await;
+        assert!(!out.status.success(), "{args:?}: {out:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    let mut jobs_only = api.client(&api.alice);
+    jobs_only.args(["secret", "list"]);
+    let out = run(jobs_only).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("secrets:read"), "{}", stderr(&out));
+
+    let out = run(client(&["secret", "delete", &id])).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), format!("Secret {id} deleted\n"));
+    let out = run(client(&["secret", "delete", &id])).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+    let out = run(client(&["secret", "list", "--json"])).await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        serde_json::json!([])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_into_a_job_that_is_not_held_says_so() {
+    let api = TestApi::embedded(None).await;
+    let id = api.submit(MANIFEST, false).await;
+    let mut command = api.client(&api.alice);
+    command.args(["ssh", &id.to_string()]);
+    let out = run(command).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains(&format!(
+            "job {id} is pending and its guest is not held for SSH"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let mut command = api.client(&api.alice);
+    command.args(["ssh", "999999"]);
+    let out = run(command).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
 }

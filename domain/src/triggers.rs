@@ -45,26 +45,28 @@ pub struct JobEmail {
     pub body: String,
 }
 
-/// The email a job's `email` trigger sends: the status and note in the
-/// subject; each task's status, the reason and the job's URL in the body.
-pub fn job_email(job: &Job, job_url: &str) -> JobEmail {
-    let mark = if job.status == JobStatus::Success {
+/// `✓ builds job #7 SUCCESS: first line of the note` (✗ when it did not succeed).
+fn subject(what: &str, status: JobStatus, note: Option<&str>) -> String {
+    let mark = if status == JobStatus::Success {
         "✓"
     } else {
         "✗"
     };
-    let note = job
-        .note
-        .as_deref()
+    let note = note
         .and_then(|note| note.lines().next())
         .filter(|line| !line.trim().is_empty())
         .map(|line| format!(": {}", line.trim()))
         .unwrap_or_default();
-    let subject = format!(
-        "{mark} builds job #{} {}{note}",
-        job.id,
-        job.status.to_string().to_uppercase()
-    );
+    format!(
+        "{mark} builds {what} {}{note}",
+        status.to_string().to_uppercase()
+    )
+}
+
+/// The email a job's `email` trigger sends: the status and note in the
+/// subject; each task's status, the reason and the job's URL in the body.
+pub fn job_email(job: &Job, job_url: &str) -> JobEmail {
+    let subject = subject(&format!("job #{}", job.id), job.status, job.note.as_deref());
     let mut body = format!("Job #{} ({}) ended: {}\n", job.id, job.image, job.status);
     if let Some(reason) = &job.reason {
         body.push_str(&format!("{reason}\n"));
@@ -81,22 +83,10 @@ pub fn job_email(job: &Job, job_url: &str) -> JobEmail {
 /// The email a group's `email` trigger sends: the group's status and note in
 /// the subject; each job's status and image in the body.
 pub fn group_email(group: &Group, status: JobStatus, jobs: &[Job], group_url: &str) -> JobEmail {
-    let mark = if status == JobStatus::Success {
-        "✓"
-    } else {
-        "✗"
-    };
-    let note = group
-        .note
-        .as_deref()
-        .and_then(|note| note.lines().next())
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| format!(": {}", line.trim()))
-        .unwrap_or_default();
-    let subject = format!(
-        "{mark} builds job group #{} {}{note}",
-        group.id,
-        status.to_string().to_uppercase()
+    let subject = subject(
+        &format!("job group #{}", group.id),
+        status,
+        group.note.as_deref(),
     );
     let mut body = format!(
         "Job group #{} ({} jobs) ended: {status}\n\n",

@@ -1,5 +1,6 @@
 //! sr.ht pagination over a user's records named by UUID (secrets, SSH keys):
-//! newest first, 50 a page, `?start=<id>` begins a page at that record.
+//! newest first, 50 a page, `?start=<id>` begins a page at that record; and
+//! such ids in paths.
 
 use crate::error::{ApiError, ApiResult};
 use builds_domain::api::{PageResource, RESULTS_PER_PAGE};
@@ -9,6 +10,13 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 pub struct UuidPageQuery {
     pub start: Option<String>,
+}
+
+/// A record's UUID from the path, in its canonical form; anything else is a 404.
+pub fn uuid_in_path(text: &str) -> ApiResult<String> {
+    uuid::Uuid::parse_str(text)
+        .map(|id| id.to_string())
+        .map_err(|_| ApiError::not_found())
 }
 
 /// One page of `all` (newest first) from the record `start` names.

@@ -5,7 +5,7 @@
 use crate::auth::authorize;
 use crate::body::{json_object, Fields};
 use crate::error::{ApiError, ApiResult};
-use crate::paging::{page_by_id, UuidPageQuery};
+use crate::paging::{page_by_id, uuid_in_path, UuidPageQuery};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -148,9 +148,7 @@ pub async fn delete_secret(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let caller = authorize(&state, &headers, Scope::SecretsWrite).await?;
-    let id = uuid::Uuid::parse_str(&id)
-        .map_err(|_| ApiError::not_found())?
-        .to_string();
+    let id = uuid_in_path(&id)?;
     if state
         .backend
         .store

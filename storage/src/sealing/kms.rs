@@ -28,17 +28,10 @@ where
     E: std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let mut text = match &err {
-        aws_sdk_kms::error::SdkError::ServiceError(service) => service.err().to_string(),
-        other => other.to_string(),
-    };
-    let mut source = std::error::Error::source(&err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+    match crate::aws::sdk_error(err) {
+        StoreError::Backend(text) => StoreError::Backend(format!("KMS {what}: {text}")),
+        other => other,
     }
-    StoreError::Backend(format!("KMS {what}: {text}"))
 }
 
 impl KmsSealer {
