@@ -118,12 +118,8 @@ pub async fn aws_fixture(max_receives: u32) -> Option<Fixture> {
     let names = stack.names();
     let queue_url = names.queue_url.clone().expect("the stack's queue URL");
     let sqs = aws_sdk_sqs_client(&config);
-    let mut dead_names = names.clone();
-    dead_names.queue_url = None;
-    dead_names.queue_name = names.dead_letter_queue_name();
-    let dead_letter = SqsJobQueue::connect(sqs.clone(), &dead_names)
-        .await
-        .expect("dead-letter queue");
+    // The dead-letter queue as the worker finds it: by the main queue's URL.
+    let dead_letter = SqsJobQueue::new(sqs.clone(), queue_url.clone()).dead_letter_queue();
     Some(Fixture {
         store: Arc::new(DynamoJobStore::new(
             aws_sdk_dynamodb_client(&config),

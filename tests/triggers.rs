@@ -3,7 +3,8 @@
 //! once: a signed webhook (verified here with the key the API publishes), an
 //! email through SMTP (received here), and a webhook whose receiver keeps
 //! failing (retried, then reported). Every result lands in the setup log.
-//! A job group's triggers fire once, when its last job ends. The success
+//! A job group's triggers fire once, when its last job ends; a job whose
+//! message went to the dead-letter queue is failed and fires its triggers. The success
 //! path through a real guest is in worker_e2e.rs.
 
 use base64::Engine;
@@ -313,6 +314,74 @@ async fn a_group_fires_its_triggers_once_when_its_last_job_ends() {
         }
     }
     assert_eq!(reported, 1, "one job's log reports the group's triggers");
+}
+
+/// A job whose message was received too often (its workers died with it)
+/// lands in the dead-letter queue; a worker draining that queue fails the
+/// job with the reason in its setup log and fires its triggers, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lettered_job_is_failed_and_its_triggers_fire() {
+    let api = TestApi::embedded(None).await;
+    let hooks = WebhookSink::start(200).await;
+    let manifest = format!(
+        "image: debian/bookworm\ntasks:\n  - build: make\ntriggers:\n  - action: webhook\n    url: {}\n    condition: failure\n",
+        hooks.url
+    );
+    let id = api.submit(&manifest, true).await;
+    // Workers that each take the message and die: it comes back every time
+    // until it has been received as often as the queue allows.
+    let queue = &api.backend.queue;
+    let mut received = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let got = queue
+            .receive(1, Duration::from_millis(1), Duration::from_millis(200))
+            .await
+            .expect("receive");
+        if got.is_empty() && received >= builds_storage::backend::DEFAULT_MAX_RECEIVES {
+            break; // Moved to the dead-letter queue.
+        }
+        received += got.len() as u32;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(received, builds_storage::backend::DEFAULT_MAX_RECEIVES);
+    assert_eq!(
+        api.backend.store.get_job(id).await.unwrap().unwrap().status,
+        builds_domain::JobStatus::Queued
+    );
+
+    let images = tempfile::tempdir().expect("temp dir");
+    let _worker = api.start_worker(images.path(), |config| {
+        config.dead_letter_sweep = Duration::from_millis(200);
+    });
+    let hook = eventually(Duration::from_secs(30), "the failure webhook", || {
+        hooks.hooks().into_iter().next()
+    })
+    .await;
+    let payload: Value = serde_json::from_slice(&hook.body).expect("JSON");
+    assert_eq!(payload["id"], id);
+    assert_eq!(payload["status"], "failed");
+    let job = api.backend.store.get_job(id).await.unwrap().unwrap();
+    assert!(
+        job.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("dead-letter queue")),
+        "{job:?}"
+    );
+    let log = setup_log(&api, id).await;
+    assert!(
+        log.contains("its message went to the dead-letter queue"),
+        "{log}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(hooks.hooks().len(), 1, "fired once");
+    let left = api
+        .backend
+        .dead_letter
+        .receive(10, Duration::from_secs(1), Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "the dead letter is gone: {left:?}");
 }
 
 #[tokio::test]

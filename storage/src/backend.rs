@@ -17,6 +17,9 @@ pub const DEFAULT_MAX_RECEIVES: u32 = 5;
 pub struct Backend {
     pub store: Arc<dyn JobStore>,
     pub queue: Arc<dyn JobQueue>,
+    /// Where `queue` moves a message received too often; the worker drains
+    /// it and fails those jobs.
+    pub dead_letter: Arc<dyn JobQueue>,
     pub blobs: Arc<dyn BlobStore>,
     /// Seals secrets before they are stored, and opens them for the worker.
     pub sealer: Arc<dyn SecretSealer>,
@@ -34,10 +37,12 @@ impl Backend {
             .map_err(builds_domain::ports::StoreError::backend)?;
         let sealer = KeyFileSealer::from_key_file(&data_dir.join("secrets.key"))?;
         let db = Database::open(&data_dir.join("builds.sqlite3"))?;
+        let queue = SqliteJobQueue::new(db.clone(), "jobs", DEFAULT_MAX_RECEIVES);
         let blobs = DirBlobStore::new(&data_dir.join("blobs"), origin, signer.clone())?;
         Ok(Backend {
-            store: Arc::new(SqliteJobStore::new(db.clone())),
-            queue: Arc::new(SqliteJobQueue::new(db, "jobs", DEFAULT_MAX_RECEIVES)),
+            store: Arc::new(SqliteJobStore::new(db)),
+            dead_letter: Arc::new(queue.dead_letter_queue()),
+            queue: Arc::new(queue),
             blobs: Arc::new(blobs.clone()),
             sealer: Arc::new(sealer),
             dir_blobs: Some(blobs),
@@ -55,6 +60,7 @@ impl Backend {
         let sealer = KmsSealer::new(aws_sdk_kms::Client::new(&config), names.secrets_key.clone());
         Ok(Backend {
             store: Arc::new(store),
+            dead_letter: Arc::new(queue.dead_letter_queue()),
             queue: Arc::new(queue),
             blobs: Arc::new(blobs),
             sealer: Arc::new(sealer),

@@ -42,6 +42,10 @@ pub struct WorkerConfig {
     pub sign_log_links: bool,
     /// Webhook key and SMTP server for triggers.
     pub triggers: crate::triggers::TriggerSettings,
+    /// How often the dead-letter queue is drained: the jobs of messages
+    /// received too often are failed there (`BUILDS_DEAD_LETTER_SWEEP`
+    /// seconds, default 30).
+    pub dead_letter_sweep: Duration,
     /// The SSH gateway into held guests; none unless `BUILDS_SSH_ADDR` is set.
     pub shell: Option<ShellSettings>,
     /// How long a failed build's guest stays up for SSH (`BUILDS_FAILED_HOLD`
@@ -101,6 +105,7 @@ impl WorkerConfig {
             triggers: Default::default(),
             shell: None,
             failed_hold: Duration::from_secs(600),
+            dead_letter_sweep: Duration::from_secs(30),
         }
     }
 
@@ -135,6 +140,9 @@ impl WorkerConfig {
             config.cpus = n.max(1) as u32;
         }
         config.triggers = crate::triggers::TriggerSettings::from_env()?;
+        if let Some(n) = num("BUILDS_DEAD_LETTER_SWEEP")? {
+            config.dead_letter_sweep = Duration::from_secs(n.max(1));
+        }
         if let Some(n) = num("BUILDS_FAILED_HOLD")? {
             config.failed_hold = Duration::from_secs(n);
         }

@@ -99,15 +99,82 @@ impl Worker {
             .await;
     }
 
-    /// Where users reach held guests, once the gateway is up.
-    pub fn shell_address(&self) -> Option<String> {
-        self.gateway.get()?.as_ref().map(|g| g.address.clone())
+    /// Drains the dead-letter queue now and then until `shutdown`: a message
+    /// lands there after too many deliveries (its last worker died with it),
+    /// and its job, unless it ended or a live worker holds it, is failed
+    /// with the reason in its setup log, its triggers fired.
+    async fn sweep_dead_letters(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(self.config.dead_letter_sweep) => {}
+            }
+            let deliveries = match self
+                .backend
+                .dead_letter
+                .receive(10, self.config.lease, Duration::ZERO)
+                .await
+            {
+                Ok(deliveries) => deliveries,
+                Err(err) => {
+                    tracing::warn!(%err, "reading the dead-letter queue failed");
+                    continue;
+                }
+            };
+            for delivery in deliveries {
+                if self.dead_letter(&delivery).await {
+                    if let Err(err) = self.backend.dead_letter.delete(&delivery.receipt).await {
+                        tracing::warn!(%err, "deleting a dead letter failed; it will come back");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Settles one dead letter; whether it may be deleted.
+    async fn dead_letter(&self, delivery: &Delivery) -> bool {
+        let Some(message) = JobMessage::from_body(&delivery.body) else {
+            tracing::warn!(body = %delivery.body, "a dead letter that names no job; dropped");
+            return true;
+        };
+        let job = match self.backend.store.get_job(message.job_id).await {
+            Ok(Some(job)) => job,
+            Ok(None) => return true,
+            Err(err) => {
+                tracing::warn!(job = message.job_id, %err, "reading a dead letter's job failed");
+                return false;
+            }
+        };
+        let now = builds_domain::job::now();
+        if job.status == JobStatus::Running && !job.lease_expired(now) {
+            return false; // A live worker has it; look again later.
+        }
+        if job.status.is_terminal() {
+            if !job.triggered && (has_triggers(&job) || job.group_id.is_some()) {
+                let log = self.setup_log(job.id).await;
+                self.fire_triggers_once(job.id, &log).await;
+                log.finish().await;
+            }
+            return true;
+        }
+        tracing::warn!(
+            job = job.id,
+            "a job's message went to the dead-letter queue; failing it"
+        );
+        self.give_up(
+            &job,
+            "the job was handed to workers too many times without finishing \
+             (its message went to the dead-letter queue)",
+        )
+        .await;
+        true
     }
 
     /// Takes jobs until `shutdown` turns true; then stops taking and lets the
     /// running jobs be picked up elsewhere (their messages come back).
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         self.start_gateway().await;
+        tokio::spawn(Arc::clone(&self).sweep_dead_letters(shutdown.clone()));
         let slots = Arc::new(Semaphore::new(self.config.concurrency));
         tracing::info!(worker = %self.config.worker_id, concurrency = self.config.concurrency, "worker started");
         loop {

@@ -48,6 +48,16 @@ impl SqsJobQueue {
     pub fn queue_url(&self) -> &str {
         &self.queue_url
     }
+
+    /// The dead-letter queue beside this one: `<name>-dead-letter` at the
+    /// same account and region, as the template names it (no lookup, so no
+    /// extra permission is needed to know it).
+    pub fn dead_letter_queue(&self) -> SqsJobQueue {
+        SqsJobQueue::new(
+            self.client.clone(),
+            format!("{}-dead-letter", self.queue_url.trim_end_matches('/')),
+        )
+    }
 }
 
 #[async_trait]
