@@ -13,7 +13,7 @@ use crate::ports::PortPool;
 use crate::shell::ShellGateway;
 use crate::ssh::Ssh;
 use crate::vm::{choose_accel, Accel, Vm, VmSpec};
-use builds_domain::api::{GroupResource, JobResource, WithoutLogLinks};
+use builds_domain::api::{GroupResource, JobResource, LogLinks, WithoutLogLinks};
 use builds_domain::job::{setup_log_key, Job, JobMessage, Lease};
 use builds_domain::manifest;
 use builds_domain::ports::{update_job, ByteRange, Delivery, UpdateError};
@@ -150,11 +150,7 @@ impl Worker {
             return false; // A live worker has it; look again later.
         }
         if job.status.is_terminal() {
-            if !job.triggered && (has_triggers(&job) || job.group_id.is_some()) {
-                let log = self.setup_log(job.id).await;
-                self.fire_triggers_once(job.id, &log).await;
-                log.finish().await;
-            }
+            self.fire_owed_triggers(&job).await;
             return true;
         }
         tracing::warn!(
@@ -269,13 +265,8 @@ impl Worker {
             _ => {
                 // Ended without a worker (cancelled while queued): its
                 // triggers are still owed.
-                if job.status.is_terminal()
-                    && !job.triggered
-                    && (has_triggers(&job) || job.group_id.is_some())
-                {
-                    let log = self.setup_log(job.id).await;
-                    self.fire_triggers_once(job.id, &log).await;
-                    log.finish().await;
+                if job.status.is_terminal() {
+                    self.fire_owed_triggers(&job).await;
                 }
                 return self.delete(&delivery).await;
             }
@@ -383,6 +374,36 @@ impl Worker {
         }
     }
 
+    /// For a job that ended without a worker writing its final status
+    /// (cancelled while queued, or found in the dead-letter queue ended): its
+    /// triggers, and its group's, if nobody fired them yet.
+    async fn fire_owed_triggers(&self, job: &Job) {
+        if job.triggered || !(has_triggers(job) || job.group_id.is_some()) {
+            return;
+        }
+        let log = self.setup_log(job.id).await;
+        self.fire_triggers_once(job.id, &log).await;
+        log.finish().await;
+    }
+
+    /// Renders a trigger payload with log links signed by the API's key when
+    /// this worker shares it, without links otherwise.
+    fn trigger_payload<T: serde::Serialize>(
+        &self,
+        render: impl FnOnce(&dyn LogLinks) -> T,
+    ) -> serde_json::Result<Vec<u8>> {
+        let resource = if self.config.sign_log_links {
+            render(&builds_storage::SignedLogLinks {
+                signer: &self.backend.signer,
+                origin: &self.config.origin,
+                ttl: TRIGGER_LINK_TTL,
+            })
+        } else {
+            render(&WithoutLogLinks)
+        };
+        serde_json::to_vec(&resource)
+    }
+
     /// Sends the triggers of an ended job whose `triggered` flag this worker set.
     async fn deliver_triggers(&self, job: &Job, log: &LogShipper) {
         let Ok(manifest) = manifest::parse(&job.manifest) else {
@@ -391,17 +412,7 @@ impl Worker {
         if manifest.triggers.is_empty() {
             return;
         }
-        let resource = if self.config.sign_log_links {
-            let links = builds_storage::SignedLogLinks {
-                signer: &self.backend.signer,
-                origin: &self.config.origin,
-                ttl: TRIGGER_LINK_TTL,
-            };
-            JobResource::new(job, &links)
-        } else {
-            JobResource::new(job, &WithoutLogLinks)
-        };
-        let body = match serde_json::to_vec(&resource) {
+        let body = match self.trigger_payload(|links| JobResource::new(job, links)) {
             Ok(body) => body,
             Err(err) => {
                 tracing::error!(job = job.id, %err, "rendering the job resource failed");
@@ -465,17 +476,7 @@ impl Worker {
         log.line(&format!(
             "[builds] job group {group_id} ended ({status}) with this job: its triggers"
         ));
-        let resource = if self.config.sign_log_links {
-            let links = builds_storage::SignedLogLinks {
-                signer: &self.backend.signer,
-                origin: &self.config.origin,
-                ttl: TRIGGER_LINK_TTL,
-            };
-            GroupResource::new(&group, &jobs, &links)
-        } else {
-            GroupResource::new(&group, &jobs, &WithoutLogLinks)
-        };
-        let body = match serde_json::to_vec(&resource) {
+        let body = match self.trigger_payload(|links| GroupResource::new(&group, &jobs, links)) {
             Ok(body) => body,
             Err(err) => {
                 tracing::error!(group_id, %err, "rendering the group resource failed");
